@@ -1,0 +1,1 @@
+"""Shared pytest configuration: the repository root and tests/ are importable (see pyproject pythonpath)."""
