@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+
 from support import refvec
 
 

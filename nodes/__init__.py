@@ -1,0 +1,1 @@
+"""Thin ComfyUI V3 nodes over the engine in `pipeline/`."""
