@@ -1,0 +1,1 @@
+"""Flow-matching schedules, guidance, segment planning and the multi-segment sampler loop."""
