@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from .model_files import register_folders
+from .video_combine import VideoCombine
+
 
 def all_nodes() -> list[type[Any]]:
     """Every node class of the pack, in menu order."""
-    return []
+    register_folders()
+    return [
+        VideoCombine,
+    ]

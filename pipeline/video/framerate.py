@@ -1,0 +1,63 @@
+"""Frame-rate conversion from the model's native rate to the user's output rate, keeping duration and sync.
+
+Each output frame k is shown during [k/out, (k+1)/out); its content is taken from the source frame displayed at the
+centre of that interval ("nearest"), or blended linearly from the two source frames around that instant ("blend").
+The output has round(N * out / src) frames, so its duration equals the source duration within half an output frame.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+FrameRateMode = Literal["nearest", "blend"]
+FRAME_RATE_MODES: tuple[str, ...] = ("nearest", "blend")
+
+
+def output_frame_count(num_frames: int, source_fps: float, target_fps: float) -> int:
+    """Number of output frames that keeps the duration num_frames / source_fps at target_fps."""
+    _check_rates(source_fps, target_fps)
+    if num_frames <= 0:
+        return 0
+    return max(1, round(num_frames * target_fps / source_fps))
+
+
+def source_positions(num_frames: int, source_fps: float, target_fps: float) -> torch.Tensor:
+    """Fractional source-frame position (in source frame units) at the centre of every output frame."""
+    count = output_frame_count(num_frames, source_fps, target_fps)
+    centres = (torch.arange(count, dtype=torch.float64) + 0.5) / target_fps  # seconds
+    # Source frame i is centred at (i + 0.5) / source_fps, so position p means "between frames floor(p), ceil(p)".
+    return (centres * source_fps - 0.5).clamp(0.0, max(num_frames - 1, 0))
+
+
+def nearest_indices(num_frames: int, source_fps: float, target_fps: float) -> torch.Tensor:
+    """Index of the source frame shown at the centre of every output frame."""
+    positions = source_positions(num_frames, source_fps, target_fps)
+    return torch.floor(positions + 0.5).long().clamp(0, max(num_frames - 1, 0))
+
+
+def convert_frame_rate(
+    frames: torch.Tensor, source_fps: float, target_fps: float, mode: FrameRateMode = "nearest"
+) -> torch.Tensor:
+    """Resample frames [N, H, W, C] from source_fps to target_fps (same duration); identity when the rates match."""
+    if mode not in FRAME_RATE_MODES:
+        raise ValueError(f"unknown frame-rate mode {mode!r}; use one of {FRAME_RATE_MODES}")
+    _check_rates(source_fps, target_fps)
+    num_frames = int(frames.shape[0])
+    if num_frames == 0 or math.isclose(source_fps, target_fps, rel_tol=0, abs_tol=1e-9):
+        return frames
+    if mode == "nearest":
+        return frames[nearest_indices(num_frames, source_fps, target_fps).to(frames.device)]
+    positions = source_positions(num_frames, source_fps, target_fps)
+    low = torch.floor(positions).long()
+    high = (low + 1).clamp(max=num_frames - 1)
+    weight = (positions - low.double()).to(frames.dtype).to(frames.device).view(-1, *([1] * (frames.dim() - 1)))
+    low, high = low.to(frames.device), high.to(frames.device)
+    return frames[low] * (1 - weight) + frames[high] * weight
+
+
+def _check_rates(source_fps: float, target_fps: float) -> None:
+    if not (source_fps > 0 and target_fps > 0 and math.isfinite(source_fps) and math.isfinite(target_fps)):
+        raise ValueError(f"frame rates must be positive numbers, got source {source_fps} and target {target_fps}")
