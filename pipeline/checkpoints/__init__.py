@@ -1,0 +1,1 @@
+"""Checkpoint formats: official DiT folders and single files, int8 weights, LoRA files."""

@@ -1,0 +1,198 @@
+"""Official LongCat LoRA files (`lora___lorahyphen___...`), applied on the fly (forward hook) or merged."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+
+from .errors import CheckpointError, summarize_keys
+from .int8 import Int8Linear
+
+log = logging.getLogger(__name__)
+
+PREFIX = "lora___lorahyphen___"
+HYPHEN = "___lorahyphen___"
+DOWN, UP, UP_BLOCK, ALPHA = ".lora_down.weight", ".lora_up.weight", ".lora_up.blocks.", ".alpha_scale"
+
+
+@dataclass
+class LoRAEntry:
+    """One target Linear: down [n*r, in], n up-projections [out/n, r] (n > 1 for fused layers), alpha_scale."""
+
+    module: str
+    down: torch.Tensor
+    ups: list[torch.Tensor]
+    alpha_scale: float
+
+    @property
+    def rank(self) -> int:
+        """Rank r of each up-projection."""
+        return self.ups[0].shape[1]
+
+    def delta_weight(self) -> torch.Tensor:
+        """alpha_scale * up @ down as a dense [out, in] float32 matrix (block-diagonal up for split layers)."""
+        downs = self.down.float().chunk(len(self.ups), dim=0)
+        return torch.cat([up.float() @ d for up, d in zip(self.ups, downs, strict=True)], dim=0) * self.alpha_scale
+
+
+@dataclass
+class LoRAInfo:
+    """What a LoRA did to a model."""
+
+    path: str
+    strength: float
+    merged: bool
+    modules: list[str] = field(default_factory=list)
+    on_the_fly: list[str] = field(default_factory=list)  # int8 layers cannot be merged; they use the hook
+    skipped: list[str] = field(default_factory=list)
+    rank: int = 0
+    alpha_scales: list[float] = field(default_factory=list)
+
+
+def module_name(lora_name: str) -> str:
+    """`lora___lorahyphen___blocks___lorahyphen___0...` -> `blocks.0...`."""
+    return lora_name.removeprefix(PREFIX).replace(HYPHEN, ".")
+
+
+def _group_keys(keys: list[str], path: Path) -> dict[str, dict[str, str]]:
+    groups: dict[str, dict[str, str]] = {}
+    bad = []
+    for key in keys:
+        for suffix in (DOWN, UP, ALPHA):
+            if key.endswith(suffix):
+                groups.setdefault(key[: -len(suffix)], {})[suffix] = key
+                break
+        else:
+            base, sep, rest = key.partition(UP_BLOCK)
+            if sep and rest.endswith(".weight") and rest.removesuffix(".weight").isdigit():
+                groups.setdefault(base, {})[f"up{int(rest.removesuffix('.weight')):05d}"] = key
+            else:
+                bad.append(key)
+    if bad or not groups or not all(k.startswith(PREFIX) for k in groups):
+        raise CheckpointError(
+            f"{path}: not an official LongCat LoRA (`{PREFIX}...` keys); unexpected: {summarize_keys(bad or keys)}"
+        )
+    return groups
+
+
+def read_lora(path: str | Path) -> list[LoRAEntry]:
+    """Decode the LoRA file into entries; a module without down, up or alpha_scale is an error."""
+    path = Path(path)
+    try:
+        handle_ctx = safe_open(str(path), framework="pt")
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read as safetensors ({exc})") from exc
+    entries = []
+    with handle_ctx as handle:
+        for name, parts in sorted(_group_keys(list(handle.keys()), path).items()):
+            ups = [handle.get_tensor(parts[k]) for k in sorted(k for k in parts if k.startswith("up"))]
+            if UP in parts:
+                ups = [handle.get_tensor(parts[UP])]
+            if DOWN not in parts or not ups or ALPHA not in parts:
+                missing = [s for s in (DOWN, UP, ALPHA) if s not in parts and not (s == UP and ups)]
+                raise CheckpointError(f"{path}: LoRA module {name} lacks {', '.join(missing)}")
+            entry = LoRAEntry(
+                module_name(name), handle.get_tensor(parts[DOWN]), ups, float(handle.get_tensor(parts[ALPHA]))
+            )
+            if entry.down.shape[0] != entry.rank * len(ups):
+                raise CheckpointError(
+                    f"{path}: {name} down has {entry.down.shape[0]} rows for {len(ups)} x rank {entry.rank}"
+                )
+            entries.append(entry)
+    return entries
+
+
+class LoRAAdapter(nn.Module):
+    """Adds strength * alpha_scale * up(down(x)) to a layer's output; weights are non-persistent buffers."""
+
+    def __init__(self, entry: LoRAEntry, strength: float, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        self.scale = strength * entry.alpha_scale
+        self.parts = len(entry.ups)
+        self.register_buffer("down", entry.down.to(device=device, dtype=dtype), persistent=False)
+        for index, up in enumerate(entry.ups):
+            self.register_buffer(f"up{index}", up.to(device=device, dtype=dtype), persistent=False)
+        self.handle: torch.utils.hooks.RemovableHandle | None = None
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        """The LoRA branch for input x, computed in x's dtype."""
+        hidden = F.linear(x, self.down.to(x.dtype)).chunk(self.parts, dim=-1)
+        outs = [F.linear(h, getattr(self, f"up{i}").to(x.dtype)) for i, h in enumerate(hidden)]
+        return torch.cat(outs, dim=-1) * self.scale
+
+    def hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        """Forward hook on the target layer."""
+        return output + self.delta(args[0]).to(output.dtype)
+
+
+def _target_dtype(layer: nn.Module) -> tuple[torch.dtype, torch.device]:
+    tensor = layer.weight if hasattr(layer, "weight") and layer.weight is not None else layer.weight_scale
+    dtype = (
+        tensor.dtype
+        if not isinstance(layer, Int8Linear)
+        else (layer.bias.dtype if layer.bias is not None else torch.bfloat16)
+    )
+    return dtype, tensor.device
+
+
+def _check_shape(entry: LoRAEntry, layer: nn.Module) -> None:
+    out_rows = sum(up.shape[0] for up in entry.ups)
+    if (out_rows, entry.down.shape[1]) != (layer.out_features, layer.in_features):
+        raise CheckpointError(
+            f"LoRA for {entry.module} is [{out_rows}, {entry.down.shape[1]}] but the layer is "
+            f"[{layer.out_features}, {layer.in_features}]; the LoRA belongs to another model"
+        )
+
+
+def apply_lora(model: nn.Module, path: str | Path, strength: float = 1.0, merge: bool = False) -> LoRAInfo:
+    """Apply a LoRA file to `model`: merged into dense weights, or as forward hooks (always for int8 layers)."""
+    info = LoRAInfo(str(path), strength, merge)
+    for entry in read_lora(path):
+        try:
+            layer = model.get_submodule(entry.module)
+        except AttributeError:
+            info.skipped.append(entry.module)
+            continue
+        if not hasattr(layer, "in_features"):
+            info.skipped.append(entry.module)
+            continue
+        _check_shape(entry, layer)
+        info.modules.append(entry.module)
+        info.rank, info.alpha_scales = entry.rank, sorted({*info.alpha_scales, entry.alpha_scale})
+        if merge and not isinstance(layer, Int8Linear):
+            with torch.no_grad():
+                merged = layer.weight.float() + strength * entry.delta_weight().to(layer.weight.device)
+                layer.weight.copy_(merged.to(layer.weight.dtype))
+            continue
+        dtype, device = _target_dtype(layer)
+        adapter = LoRAAdapter(entry, strength, dtype, device)
+        layer.add_module(f"lora_{len([n for n, _ in layer.named_children() if n.startswith('lora_')])}", adapter)
+        adapter.handle = layer.register_forward_hook(adapter.hook)
+        if merge:
+            info.on_the_fly.append(entry.module)
+    if not info.modules:
+        raise CheckpointError(f"{path}: none of its {len(info.skipped)} target layers exist in this model")
+    if info.skipped:
+        log.warning(
+            "LoRA %s: %d target layers not in the model: %s", path, len(info.skipped), summarize_keys(info.skipped)
+        )
+    return info
+
+
+def remove_lora(model: nn.Module) -> int:
+    """Detach every on-the-fly LoRA adapter (merged weights stay merged); returns how many were removed."""
+    removed = 0
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, LoRAAdapter):
+                if child.handle is not None:
+                    child.handle.remove()
+                delattr(module, name)
+                removed += 1
+    return removed
