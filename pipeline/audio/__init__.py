@@ -1,0 +1,25 @@
+"""Audio conditioning for LongCat-Video-Avatar: ComfyUI AUDIO -> 16 kHz -> wav2vec2 (v1.0) / Whisper (v1.5) features."""
+
+from .encoders import AudioEncoder, load_audio_encoder, load_audio_encoder_from_state_dict
+from .errors import AudioEncoderError, AudioInputError
+from .features import compute_audio_features, embed_speech, prepare_track
+from .types import VERSIONS, AudioFeatures, AudioVersionSpec, version_spec
+from .windows import gather_windows, segment_audio_start, window_indices
+
+__all__ = [
+    "VERSIONS",
+    "AudioEncoder",
+    "AudioEncoderError",
+    "AudioFeatures",
+    "AudioInputError",
+    "AudioVersionSpec",
+    "compute_audio_features",
+    "embed_speech",
+    "gather_windows",
+    "load_audio_encoder",
+    "load_audio_encoder_from_state_dict",
+    "prepare_track",
+    "segment_audio_start",
+    "version_spec",
+    "window_indices",
+]

@@ -1,0 +1,37 @@
+"""Per-segment audio windows: five feature steps around each video frame, exactly as the demo scripts gather them."""
+
+from __future__ import annotations
+
+import torch
+
+from .timing import NEW_FRAMES_PER_SEGMENT
+
+# Each video frame sees the feature steps at offsets −2..+2 around its centre (audio_window = 5 in the DiT config).
+WINDOW_RADIUS = 2
+WINDOW_SIZE = 2 * WINDOW_RADIUS + 1
+
+
+def window_indices(start: int, num_frames: int, stride: int, length: int) -> torch.LongTensor:
+    """Feature indices [num_frames, 5]: start + stride·i + (−2..2), clamped to [0, length−1]."""
+    if length < 1:
+        raise ValueError("cannot window an empty feature sequence")
+    centres = torch.arange(num_frames, dtype=torch.long) * stride + int(start)
+    offsets = torch.arange(-WINDOW_RADIUS, WINDOW_RADIUS + 1, dtype=torch.long)
+    return (centres[:, None] + offsets[None, :]).clamp(0, length - 1)
+
+
+def gather_windows(full: torch.Tensor, start: int, num_frames: int, stride: int) -> torch.Tensor:
+    """Windows [streams, num_frames, 5, S, A] of the full features [streams, L, S, A] from feature step `start`."""
+    if full.dim() != 4:
+        raise ValueError(f"expected full features [streams, steps, S, A], got shape {tuple(full.shape)}")
+    index = window_indices(start, num_frames, stride, full.shape[1]).to(full.device)
+    return full[:, index]
+
+
+def segment_audio_start(
+    segment_index: int, new_frames_per_segment: int = NEW_FRAMES_PER_SEGMENT, *, stride: int
+) -> int:
+    """First feature step of segment `segment_index` (0-based): each segment moves on by 80 new frames × stride."""
+    if segment_index < 0:
+        raise ValueError(f"segment_index must be >= 0, got {segment_index}")
+    return segment_index * new_frames_per_segment * stride
