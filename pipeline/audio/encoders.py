@@ -25,12 +25,15 @@ from transformers import (
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .encoder_config import infer_config
-from .encoder_files import WAV2VEC2, find_weight_file, load_encoder_state
+from .encoder_files import WAV2VEC2, WHISPER, find_weight_file, load_encoder_state
 from .errors import AudioEncoderError
 from .types import ENCODER_KIND_TO_VERSION, VERSIONS, version_spec
 
 # Tensors a checkpoint may omit because inference never reads them (SpecAugment's mask embedding).
 UNUSED_IN_INFERENCE = ("masked_spec_embed",)
+# The reference hard-codes these depths: v1.0 stacks 12 wav2vec2 layer outputs (the DiT's audio_block = 12), v1.5
+# groups Whisper's 33 hidden states as 0:8, 8:16, 16:24, 24:32, 32 (whisper-large-v3 has 32 encoder layers).
+REQUIRED_LAYERS = {WAV2VEC2: 12, WHISPER: 32}
 WEIGHT_NORM_RENAMES = {  # legacy torch.nn.utils.weight_norm names -> parametrizations.weight_norm names
     "weight_g": "parametrizations.weight.original0",
     "weight_v": "parametrizations.weight.original1",
@@ -150,6 +153,13 @@ def build_audio_encoder(
 ) -> AudioEncoder:
     """An AudioEncoder from a module-relative state dict (config inferred from tensor shapes when not given)."""
     config = config or infer_config(kind, state)
+    layers = config.num_hidden_layers if kind == WAV2VEC2 else config.encoder_layers
+    if layers != REQUIRED_LAYERS[kind]:
+        spec = VERSIONS[ENCODER_KIND_TO_VERSION[kind]]
+        raise AudioEncoderError(
+            f"{source} is a {kind} encoder with {layers} layers; LongCat-Video-Avatar {spec.version} needs "
+            f"{spec.encoder_name} ({REQUIRED_LAYERS[kind]} layers) from {spec.encoder_home}"
+        )
     model = _build_module(kind, config, state)
     model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     return AudioEncoder(
