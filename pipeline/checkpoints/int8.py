@@ -67,10 +67,12 @@ def swap_to_int8(model: nn.Module, names: Iterable[str], device: Any = "meta", d
         _set_submodule(model, name, layer)
 
 
-def quantize_model(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP) -> list[str]:
+def quantize_model(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP, bf16_dense: bool = False) -> list[str]:
     """Quantise every nn.Linear in place (except names containing a `skip` pattern); returns the quantised names.
 
-    Biases are rounded to bf16 like the official quantiser stores them, then kept in the layer's dtype.
+    Biases are rounded to bf16 like the official quantiser stores them, then kept in the layer's dtype. With
+    `bf16_dense` the remaining float parameters are rounded through bf16 too, which is what saving the official
+    int8 format and loading it back does (the same model as an official int8 folder).
     """
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not any(p in n for p in skip)]
     for name in names:
@@ -83,6 +85,11 @@ def quantize_model(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP) -> li
         if linear.bias is not None:
             layer.bias = linear.bias.detach().to(torch.bfloat16).to(weight.dtype)
         _set_submodule(model, name, layer)
+    if bf16_dense:
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.is_floating_point():
+                    param.copy_(param.to(torch.bfloat16))
     return names
 
 

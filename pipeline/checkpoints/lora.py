@@ -131,14 +131,9 @@ class LoRAAdapter(nn.Module):
         return output + self.delta(args[0]).to(output.dtype)
 
 
-def _target_dtype(layer: nn.Module) -> tuple[torch.dtype, torch.device]:
-    tensor = layer.weight if hasattr(layer, "weight") and layer.weight is not None else layer.weight_scale
-    dtype = (
-        tensor.dtype
-        if not isinstance(layer, Int8Linear)
-        else (layer.bias.dtype if layer.bias is not None else torch.bfloat16)
-    )
-    return dtype, tensor.device
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype LoRA weights are kept in: that of the model's first floating parameter (as the reference)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 def _check_shape(entry: LoRAEntry, layer: nn.Module) -> None:
@@ -153,6 +148,7 @@ def _check_shape(entry: LoRAEntry, layer: nn.Module) -> None:
 def apply_lora(model: nn.Module, path: str | Path, strength: float = 1.0, merge: bool = False) -> LoRAInfo:
     """Apply a LoRA file to `model`: merged into dense weights, or as forward hooks (always for int8 layers)."""
     info = LoRAInfo(str(path), strength, merge)
+    dtype = model_dtype(model)
     for entry in read_lora(path):
         try:
             layer = model.get_submodule(entry.module)
@@ -170,7 +166,7 @@ def apply_lora(model: nn.Module, path: str | Path, strength: float = 1.0, merge:
                 merged = layer.weight.float() + strength * entry.delta_weight().to(layer.weight.device)
                 layer.weight.copy_(merged.to(layer.weight.dtype))
             continue
-        dtype, device = _target_dtype(layer)
+        device = next(t.device for t in (*layer.parameters(), *layer.buffers()))
         adapter = LoRAAdapter(entry, strength, dtype, device)
         layer.add_module(f"lora_{len([n for n, _ in layer.named_children() if n.startswith('lora_')])}", adapter)
         adapter.handle = layer.register_forward_hook(adapter.hook)
