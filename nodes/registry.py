@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .loaders import LOADERS
 from .model_files import register_folders
 from .video_combine import VideoCombine
 
@@ -12,5 +13,6 @@ def all_nodes() -> list[type[Any]]:
     """Every node class of the pack, in menu order."""
     register_folders()
     return [
+        *LOADERS,
         VideoCombine,
     ]

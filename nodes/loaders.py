@@ -1,0 +1,187 @@
+"""Loader nodes: avatar model (DiT + LoRA), audio encoder, VAE, text encoder.
+
+Each lists its standard ComfyUI folder plus the official layouts under `models/longcat/`, and refuses a missing or
+wrong file with a message naming the file it expected, the folder and the download page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from comfy_api.latest import io
+
+from ..pipeline.audio.encoders import load_audio_encoder
+from ..pipeline.checkpoints.dit_loader import load_dit
+from . import model_files as mf
+from .payloads import AudioEncoderHandle, ModelHandle
+from .runtime import DTYPE_CHOICES, resolve_dtype, torch_device
+from .types import LOADER_CATEGORY, AudioEncoderModel, AvatarModel
+
+log = logging.getLogger(__name__)
+
+SPEAKER_CHOICES = ("auto", "single", "multi")
+
+
+def check_choice(kind: mf.ModelKind, choice: str, *, optional: bool = False) -> bool | str:
+    """validate_inputs helper: True when the entry exists, else the actionable message."""
+    if optional and choice == mf.NONE_CHOICE:
+        return True
+    try:
+        mf.resolve(kind, choice)
+    except FileNotFoundError as error:
+        return str(error)
+    return True
+
+
+def wrong_file(kind: mf.ModelKind, choice: str, error: Exception) -> ValueError:
+    """A loading failure turned into a message with the file, its folder and the download page."""
+    return ValueError(
+        f"Could not load the {kind.label} '{choice}' ({mf.resolve(kind, choice)}): {error}\n"
+        f"Expected {kind.single_file_hint} in the {kind.folder} folder, or the official layout under models/longcat/. "
+        f"Download page: {mf.download_page(kind, choice)}"
+    )
+
+
+class AvatarModelLoader(io.ComfyNode):
+    """Loads the LongCat-Video-Avatar DiT (v1.0 or v1.5, dense or int8), optionally with a LoRA."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        """Model file, speakers, dtype, LoRA and its strength."""
+        return io.Schema(
+            node_id="LongCatAvatarModelLoader",
+            display_name="LongCat Avatar Model Loader",
+            category=LOADER_CATEGORY,
+            description="Loads the avatar DiT. The version (v1.0 / v1.5) and format (folder, sharded, single file, "
+            "int8) are detected from the config and the tensors.",
+            inputs=[
+                io.Combo.Input(
+                    "model",
+                    options=mf.list_choices(mf.DIT),
+                    tooltip="The DiT: an official folder under models/longcat/ (LongCat-Video-Avatar-1.5/base_model "
+                    "or base_model_int8, LongCat-Video-Avatar/avatar_single or avatar_multi) or a file in "
+                    "models/diffusion_models/.",
+                ),
+                io.Combo.Input(
+                    "speakers",
+                    options=list(SPEAKER_CHOICES),
+                    default="auto",
+                    tooltip="v1.0 ships separate single- and multi-speaker DiTs with the same tensors: say which "
+                    "this is. auto: multi for avatar_multi and for v1.5 (one DiT serves both), single otherwise.",
+                ),
+                io.Combo.Input(
+                    "dtype",
+                    options=list(DTYPE_CHOICES),
+                    default="auto",
+                    tooltip="Compute dtype. auto: bf16 on GPUs that support it, fp32 on CPU. int8 checkpoints keep "
+                    "their int8 weights and dequantise to this dtype.",
+                ),
+                io.Combo.Input(
+                    "lora",
+                    options=mf.list_choices(mf.LORA, optional=True),
+                    default=mf.NONE_CHOICE,
+                    tooltip="Optional LoRA, e.g. the v1.5 DMD distillation LoRA (lora/dmd_lora.safetensors) for "
+                    "8-step sampling without guidance. With a LoRA the sampler's 'distilled' auto mode turns on.",
+                ),
+                io.Float.Input(
+                    "lora_strength",
+                    default=1.0,
+                    min=-2.0,
+                    max=2.0,
+                    step=0.05,
+                    tooltip="LoRA multiplier (the reference uses 1.0).",
+                ),
+                io.Boolean.Input(
+                    "merge_lora",
+                    default=False,
+                    tooltip="Merge the LoRA into the weights (faster sampling, equal up to rounding) instead of "
+                    "applying it on the fly. int8 layers always apply it on the fly.",
+                ),
+            ],
+            outputs=[AvatarModel.Output(display_name="model", tooltip="The loaded avatar model.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model: str, lora: str) -> bool | str:
+        """Name the missing file, its folder and the download page before anything runs."""
+        found = check_choice(mf.DIT, model)
+        return found if found is not True else check_choice(mf.LORA, lora, optional=True)
+
+    @classmethod
+    def execute(
+        cls, model: str, speakers: str, dtype: str, lora: str, lora_strength: float, merge_lora: bool
+    ) -> io.NodeOutput:
+        """Load the DiT (and LoRA) onto ComfyUI's device."""
+        device = torch_device()
+        path = mf.resolve(mf.DIT, model)
+        lora_path = None if lora == mf.NONE_CHOICE else mf.resolve(mf.LORA, lora)
+        multi = {"single": False, "multi": True}.get(speakers)
+        if multi is None and path.name == "avatar_multi":  # the official v1.0 multi-speaker folder
+            multi = True
+        try:
+            loaded = load_dit(
+                path,
+                dtype=resolve_dtype(dtype, device),
+                device=device,
+                lora_path=lora_path,
+                lora_strength=lora_strength,
+                merge_lora=merge_lora,
+                multi_speaker=multi,
+            )
+        except ValueError as error:
+            if lora_path is not None and str(lora_path) in str(error):
+                raise wrong_file(mf.LORA, lora, error) from error
+            raise wrong_file(mf.DIT, model, error) from error
+        handle = ModelHandle(loaded, model)
+        log.info("LongCat Avatar: loaded %s", handle.describe())
+        return io.NodeOutput(handle)
+
+
+class AudioEncoderLoader(io.ComfyNode):
+    """Loads the audio encoder: chinese-wav2vec2-base for v1.0, whisper-large-v3 for v1.5."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        """Encoder file and dtype."""
+        return io.Schema(
+            node_id="LongCatAvatarAudioEncoderLoader",
+            display_name="LongCat Avatar Audio Encoder Loader",
+            category=LOADER_CATEGORY,
+            description="Loads wav2vec2 (v1.0) or Whisper (v1.5); the kind is detected from the tensors.",
+            inputs=[
+                io.Combo.Input(
+                    "audio_encoder",
+                    options=mf.list_choices(mf.AUDIO_ENCODER),
+                    tooltip="LongCat-Video-Avatar-1.5/whisper-large-v3 (v1.5) or LongCat-Video-Avatar/"
+                    "chinese-wav2vec2-base (v1.0) under models/longcat/, or a single file in models/audio_encoders/.",
+                ),
+                io.Combo.Input(
+                    "dtype",
+                    options=list(DTYPE_CHOICES),
+                    default="fp32",
+                    tooltip="The reference runs the audio encoder in fp32; fp16/bf16 halve its memory.",
+                ),
+            ],
+            outputs=[AudioEncoderModel.Output(display_name="audio_encoder", tooltip="The encoder.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, audio_encoder: str) -> bool | str:
+        """Name the missing file, its folder and the download page before anything runs."""
+        return check_choice(mf.AUDIO_ENCODER, audio_encoder)
+
+    @classmethod
+    def execute(cls, audio_encoder: str, dtype: str) -> io.NodeOutput:
+        """Load the encoder onto ComfyUI's device."""
+        device = torch_device()
+        try:
+            encoder = load_audio_encoder(
+                mf.resolve(mf.AUDIO_ENCODER, audio_encoder), device=device, dtype=resolve_dtype(dtype, device)
+            )
+        except ValueError as error:
+            raise wrong_file(mf.AUDIO_ENCODER, audio_encoder, error) from error
+        log.info("LongCat Avatar: loaded %s audio encoder %s (%s)", encoder.kind, audio_encoder, encoder.version)
+        return io.NodeOutput(AudioEncoderHandle(encoder, audio_encoder))
+
+
+LOADERS: list[type[io.ComfyNode]] = [AvatarModelLoader, AudioEncoderLoader]
