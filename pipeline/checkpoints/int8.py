@@ -67,6 +67,11 @@ def swap_to_int8(model: nn.Module, names: Iterable[str], device: Any = "meta", d
         _set_submodule(model, name, layer)
 
 
+def int8_targets(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP) -> list[str]:
+    """Names of the Linear layers the official quantiser converts (all but those matching a `skip` pattern)."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not any(p in n for p in skip)]
+
+
 def quantize_model(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP, bf16_dense: bool = False) -> list[str]:
     """Quantise every nn.Linear in place (except names containing a `skip` pattern); returns the quantised names.
 
@@ -74,7 +79,7 @@ def quantize_model(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP, bf16_
     `bf16_dense` the remaining float parameters are rounded through bf16 too, which is what saving the official
     int8 format and loading it back does (the same model as an official int8 folder).
     """
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not any(p in n for p in skip)]
+    names = int8_targets(model, skip)
     for name in names:
         linear = model.get_submodule(name)
         weight = linear.weight.detach()
