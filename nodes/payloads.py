@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 
 @dataclass
 class ModelHandle:
@@ -50,3 +52,38 @@ class NamedModel:
     model: Any
     name: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SpeakerLayout:
+    """Where the speakers are in the portrait; turned into masks once the portrait's size is known (sampler)."""
+
+    boxes: list[list[float]] | None = None  # [human1, human2] as [y_min, x_min, y_max, x_max]; None = halves
+    masks: list[Any] | None = None  # [human1, human2] ComfyUI MASKs, used instead of boxes when given
+    extra_boxes: list[list[float]] = field(default_factory=list)  # silent extra people
+
+    def build_masks(self, height: int, width: int) -> Any:
+        """Masks [3 + extras, height, width] in source-image pixels (human1, human2, background, others)."""
+        from ..pipeline.audio.speaker_masks import speaker_masks_from_boxes, speaker_masks_from_tensors
+
+        if self.masks is not None:
+            masks = speaker_masks_from_tensors(self.masks)
+            if tuple(masks.shape[-2:]) != (height, width):
+                raise ValueError(
+                    f"the speaker MASKs are {masks.shape[-1]}x{masks.shape[-2]} but the portrait is {width}x{height}; "
+                    "draw them on the same image"
+                )
+            if self.extra_boxes:
+                extras = speaker_masks_from_boxes(height, width, None, self.extra_boxes)[3:]
+                masks = torch.cat([masks, extras])
+            return masks
+        return speaker_masks_from_boxes(height, width, self.boxes, self.extra_boxes)
+
+
+@dataclass
+class AudioEmbedsPayload:
+    """LONGCAT_AUDIO_EMBEDS: the audio features, the speakers' layout and the soundtrack for the video."""
+
+    features: Any  # pipeline.audio.types.AudioFeatures
+    layout: SpeakerLayout | None  # None for one speaker
+    soundtrack: dict[str, Any]  # ComfyUI AUDIO: the original (single) or mixed (two speakers) audio

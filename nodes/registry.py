@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .audio_encode import AudioEncode
 from .loaders import LOADERS
 from .model_files import register_folders
 from .video_combine import VideoCombine
@@ -14,5 +15,6 @@ def all_nodes() -> list[type[Any]]:
     register_folders()
     return [
         *LOADERS,
+        AudioEncode,
         VideoCombine,
     ]
