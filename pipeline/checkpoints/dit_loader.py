@@ -48,33 +48,34 @@ def detect_format(source: WeightSource) -> str:
     return "diffusers-folder" if source.is_folder else "single-file"
 
 
-def _config_candidates(source: WeightSource) -> list[Path]:
-    folder = source.root if source.is_folder else source.root.parent
-    return [folder / "config.json"]
+def _read_dit_config(path: Path) -> DiTConfig | None:
+    """The DiTConfig of a config.json, or None when the file is absent or describes something else."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or not {"hidden_size", "depth", "num_heads"} <= data.keys():
+        return None
+    return DiTConfig.from_dict(data)
 
 
-def _is_dit_config(data: Any) -> bool:
-    return isinstance(data, dict) and {"hidden_size", "depth", "num_heads"} <= data.keys()
+def _same_geometry(a: DiTConfig, b: DiTConfig) -> bool:
+    per_slot = (a.audio_block * a.audio_channel, b.audio_block * b.audio_channel)
+    return (a.hidden_size, a.depth, a.num_heads, a.ffn_dim) == (b.hidden_size, b.depth, b.num_heads, b.ffn_dim) and (
+        per_slot[0] == per_slot[1]
+    )
 
 
 def resolve_config(source: WeightSource, version: str | None = None) -> DiTConfig:
-    """config.json next to the weights when it describes this DiT, else the geometry inferred from shapes."""
+    """The geometry to build: a folder's (or shard index's) config.json is authoritative, as in the official layouts;
+    a single file uses the geometry inferred from its shapes, refined by a sibling config.json only if it fits."""
+    folder = source.root if source.is_folder else source.root.parent
+    config = _read_dit_config(folder / "config.json")
+    if config is not None and (source.is_folder or source.sharded):
+        return config
     inferred = infer_dit_config(source, version)
-    for candidate in _config_candidates(source):
-        try:
-            data = json.loads(candidate.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not _is_dit_config(data):
-            continue
-        config = DiTConfig.from_dict(data)
-        if (config.hidden_size, config.depth, config.ffn_dim) == (
-            inferred.hidden_size,
-            inferred.depth,
-            inferred.ffn_dim,
-        ):
-            return config
-        log.warning("%s does not match the weights' shapes; using the geometry inferred from the weights", candidate)
+    if config is not None and _same_geometry(config, inferred) and (version is None or config.version == version):
+        return config
     return inferred
 
 

@@ -70,7 +70,8 @@ def tiny_inputs(
     mask[:, TEXT_TOKENS - 2 :] = 0
     return {
         "hidden_states": torch.randn(batch, config.in_channels, frames, *LATENT_HW, generator=gen),
-        "timestep": torch.rand(batch, frames, generator=gen) * 1000,
+        # Multiples of 8 in [0, 1000): exact in bf16/fp16, so dtype comparisons do not hinge on timestep rounding.
+        "timestep": torch.randint(0, 125, (batch, frames), generator=gen).float() * 8,
         "encoder_hidden_states": torch.randn(batch, 1, TEXT_TOKENS, config.caption_channels, generator=gen),
         "encoder_attention_mask": mask,
         "audio_embs": torch.randn(
