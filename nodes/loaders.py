@@ -7,15 +7,20 @@ wrong file with a message naming the file it expected, the folder and the downlo
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import folder_paths
 from comfy_api.latest import io
 
 from ..pipeline.audio.encoders import load_audio_encoder
 from ..pipeline.checkpoints.dit_loader import load_dit
+from ..pipeline.text.encoder import CachedTextEncoder
+from ..pipeline.vae.loader import load_wan_vae
+from ..pipeline.vae.wan_vae import WanVAE
 from . import model_files as mf
-from .payloads import AudioEncoderHandle, ModelHandle
+from .payloads import AudioEncoderHandle, ModelHandle, NamedModel
 from .runtime import DTYPE_CHOICES, resolve_dtype, torch_device
-from .types import LOADER_CATEGORY, AudioEncoderModel, AvatarModel
+from .types import LOADER_CATEGORY, AudioEncoderModel, AvatarModel, AvatarVAE, TextEncoderModel
 
 log = logging.getLogger(__name__)
 
@@ -184,4 +189,106 @@ class AudioEncoderLoader(io.ComfyNode):
         return io.NodeOutput(AudioEncoderHandle(encoder, audio_encoder))
 
 
-LOADERS: list[type[io.ComfyNode]] = [AvatarModelLoader, AudioEncoderLoader]
+class VAELoader(io.ComfyNode):
+    """Loads the Wan 2.1 VAE (diffusers folder or ComfyUI single file)."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        """VAE file and dtype."""
+        return io.Schema(
+            node_id="LongCatAvatarVAELoader",
+            display_name="LongCat Avatar VAE Loader",
+            category=LOADER_CATEGORY,
+            description="Loads the Wan 2.1 VAE that LongCat-Video uses (16 latent channels, 4x8x8 compression).",
+            inputs=[
+                io.Combo.Input(
+                    "vae",
+                    options=mf.list_choices(mf.VAE),
+                    tooltip="LongCat-Video/vae under models/longcat/, or wan_2.1_vae.safetensors in models/vae/ "
+                    "(the Wan 2.2 VAE does not fit).",
+                ),
+                io.Combo.Input(
+                    "dtype",
+                    options=list(DTYPE_CHOICES),
+                    default="auto",
+                    tooltip="VAE compute dtype. auto: bf16 on GPUs that support it, fp32 on CPU.",
+                ),
+            ],
+            outputs=[AvatarVAE.Output(display_name="vae", tooltip="The VAE for Portrait Encode, Sampler and Decode.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, vae: str) -> bool | str:
+        """Name the missing file, its folder and the download page before anything runs."""
+        return check_choice(mf.VAE, vae)
+
+    @classmethod
+    def execute(cls, vae: str, dtype: str) -> io.NodeOutput:
+        """Load the VAE onto ComfyUI's device."""
+        device = torch_device()
+        try:
+            model = load_wan_vae(mf.resolve(mf.VAE, vae), dtype=resolve_dtype(dtype, device))
+        except (ValueError, OSError) as error:
+            raise wrong_file(mf.VAE, vae, error) from error
+        return io.NodeOutput(NamedModel(WanVAE(model, device=device), vae))
+
+
+def text_cache_dir() -> str:
+    """Where prompt embeddings are cached: ComfyUI's user directory, so they survive restarts."""
+    return str(Path(folder_paths.get_user_directory()) / "longcat_avatar" / "text_embeddings")
+
+
+def longcat_tokenizer_dir() -> Path | None:
+    """LongCat-Video's tokenizer/ folder, for single-file encoders that carry no tokenizer of their own."""
+    folders = (root / mf.REPO_BASE / "tokenizer" for root in mf.longcat_roots())
+    return next((folder for folder in folders if folder.is_dir()), None)
+
+
+class TextEncoderLoader(io.ComfyNode):
+    """Prepares the umT5 text encoder; it is loaded only for prompts that are not in the embedding cache."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        """Encoder file and dtype."""
+        return io.Schema(
+            node_id="LongCatAvatarTextEncoderLoader",
+            display_name="LongCat Avatar Text Encoder Loader",
+            category=LOADER_CATEGORY,
+            description="umT5-XXL from LongCat-Video/text_encoder (+ tokenizer/) or a single file such as ComfyUI's "
+            "umt5_xxl_fp8_e4m3fn_scaled.safetensors. Prompt embeddings are cached on disk, so the large encoder "
+            "is only loaded for new prompts.",
+            inputs=[
+                io.Combo.Input(
+                    "text_encoder",
+                    options=mf.list_choices(mf.TEXT_ENCODER),
+                    tooltip="LongCat-Video/text_encoder under models/longcat/ (its tokenizer/ folder beside it), or a "
+                    "umT5-XXL file in models/text_encoders/ (fp8 'scaled' files are dequantised).",
+                ),
+                io.Combo.Input(
+                    "dtype",
+                    options=list(DTYPE_CHOICES),
+                    default="auto",
+                    tooltip="Encoder dtype; the reference runs umT5 in bf16. auto: bf16 on capable GPUs, fp32 on CPU.",
+                ),
+            ],
+            outputs=[TextEncoderModel.Output(display_name="text_encoder", tooltip="For LongCat Avatar Text Encode.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, text_encoder: str) -> bool | str:
+        """Name the missing file, its folder and the download page before anything runs."""
+        return check_choice(mf.TEXT_ENCODER, text_encoder)
+
+    @classmethod
+    def execute(cls, text_encoder: str, dtype: str) -> io.NodeOutput:
+        """Return a lazily loading, caching encoder (nothing big is read here)."""
+        device = torch_device()
+        source = mf.resolve(mf.TEXT_ENCODER, text_encoder)
+        tokenizer = longcat_tokenizer_dir() if source.is_file() else None  # single files may lack one
+        encoder = CachedTextEncoder(
+            source, text_cache_dir(), dtype=resolve_dtype(dtype, device), tokenizer_dir=tokenizer, device=str(device)
+        )
+        return io.NodeOutput(NamedModel(encoder, text_encoder))
+
+
+LOADERS: list[type[io.ComfyNode]] = [AvatarModelLoader, VAELoader, TextEncoderLoader, AudioEncoderLoader]

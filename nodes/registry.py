@@ -7,6 +7,7 @@ from typing import Any
 from .audio_encode import AudioEncode
 from .loaders import LOADERS
 from .model_files import register_folders
+from .text_encode import TextEncode
 from .video_combine import VideoCombine
 
 
@@ -16,5 +17,6 @@ def all_nodes() -> list[type[Any]]:
     return [
         *LOADERS,
         AudioEncode,
+        TextEncode,
         VideoCombine,
     ]
