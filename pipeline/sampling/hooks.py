@@ -1,0 +1,39 @@
+"""Progress reporting and cancellation for the sampler: plain callbacks, no UI framework."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+ProgressFn = Callable[[int, int, "torch.Tensor | None"], None]
+StopFn = Callable[[], bool]
+
+
+class Interrupted(RuntimeError):
+    """Raised between model calls when `should_stop()` returned True."""
+
+
+@dataclass
+class SamplerHooks:
+    """`progress(step, total, preview_latents_or_None)` after every denoising step; `should_stop()` before each DiT call.
+
+    `total` is the sum of the real schedule lengths of every segment, so one bar covers the whole video.
+    """
+
+    progress: ProgressFn | None = None
+    should_stop: StopFn | None = None
+    total: int = 0
+    done: int = field(default=0)
+
+    def check(self) -> None:
+        """Raise Interrupted if the caller asked to stop."""
+        if self.should_stop is not None and self.should_stop():
+            raise Interrupted(f"sampling interrupted after {self.done} of {self.total} steps")
+
+    def step(self, preview: torch.Tensor | None = None) -> None:
+        """Count one finished denoising step and report it."""
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total, preview)

@@ -1,0 +1,31 @@
+"""Seeded initial noise drawn on a CPU generator, so one seed gives the same video on any device."""
+
+from __future__ import annotations
+
+import torch
+
+LATENT_CHANNELS = 16  # Wan 2.1 VAE latent channels
+VAE_TEMPORAL = 4  # Wan 2.1 VAE: 4 video frames per latent frame (plus the first)
+VAE_SPATIAL = 8  # Wan 2.1 VAE: 8 × 8 pixels per latent
+
+
+def latent_frames(num_frames: int) -> int:
+    """Latent frames of a 4k+1-frame clip: (F − 1) / 4 + 1."""
+    if num_frames < 1 or (num_frames - 1) % VAE_TEMPORAL:
+        raise ValueError(f"frame counts must be 4k+1 (the VAE's causal layout), got {num_frames}")
+    return (num_frames - 1) // VAE_TEMPORAL + 1
+
+
+def latent_shape(num_frames: int, height: int, width: int) -> tuple[int, int, int, int, int]:
+    """[1, 16, T, H/8, W/8] for a clip of num_frames at height × width pixels."""
+    return (1, LATENT_CHANNELS, latent_frames(num_frames), height // VAE_SPATIAL, width // VAE_SPATIAL)
+
+
+def make_generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with `seed` (the reference seeds one generator and reuses it for every segment)."""
+    return torch.Generator(device="cpu").manual_seed(int(seed))
+
+
+def draw_noise(generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+    """Standard normal float32 noise of `shape` from the CPU generator."""
+    return torch.randn(shape, generator=generator, dtype=torch.float32, device="cpu")

@@ -1,0 +1,187 @@
+"""The whole-video sampler: plans the segments, runs the first and continuation segments, decodes and trims."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from ..audio.types import AudioFeatures
+from ..imaging import resize_and_center_crop_masks
+from ..text.encoder import TextEmbedding
+from ..vae.pixels import frames_to_pixels, pixels_to_frames
+from .denoise import Continuation, denoise_continuation, denoise_first_segment
+from .guidance import Guidance
+from .hooks import SamplerHooks
+from .noise import draw_noise, latent_shape, make_generator
+from .schedules import V15_DISTILL_STEPS, build_schedule, resolve_shift
+from .segments import OVERLAP_FRAMES, SEGMENT_FRAMES, SegmentPlan, frames_covering, plan_segments
+
+SIZE_MULTIPLE = 16  # VAE 8× downsampling times the DiT's 2×2 patches
+VERSIONS_WITH_LATENT_STITCHING = ("v1.0",)  # v1.0 denoises with the previous latents (use_vcond), v1.5 re-encodes
+
+
+class LatentCodec(Protocol):
+    """What the sampler needs from a VAE (WanVAE satisfies it; parity tests inject a stub)."""
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels [1, 3, F, H, W] in [−1, 1] → normalised latents."""
+        ...
+
+    def decode(self, latents: torch.Tensor, tiled: bool = False) -> torch.Tensor:
+        """Normalised latents → pixels [1, 3, F, H, W] in [−1, 1]."""
+        ...
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """User-facing sampling options; the defaults are the reference demo's."""
+
+    steps: int = 50  # demo default for full sampling (the distilled v1.5 schedule always has 8)
+    text_guidance: float = 4.0  # demo default; 1.0 disables text CFG
+    audio_guidance: float = 4.0  # demo default; the README recommends 3–5
+    shift: float | None = None  # None: the checkpoint's scheduler_config.json, else the per-version default
+    seed: int = 42  # demo default (global_seed 42 on rank 0)
+    distilled: bool = False  # the distilled sigma schedule (8 DMD steps on v1.5), independent of any LoRA
+    ref_img_index: int = 10  # demo default: the reference sits at virtual latent time 10
+    mask_frame_range: int = 3  # demo default: noisy frames within ±3 of that time skip the reference
+    frames_per_segment: int = SEGMENT_FRAMES
+    overlap_frames: int = OVERLAP_FRAMES
+    tiled_decode: bool = False
+    scheduler_dir: str | Path | None = None  # a checkpoint's scheduler/ folder, read for the shift
+
+    def effective(self, version: str) -> SamplerSettings:
+        """The settings the reference really uses: distilled v1.5 runs 8 steps without CFG (as its demo forces)."""
+        if self.distilled and version == "v1.5":
+            return replace(self, steps=V15_DISTILL_STEPS, text_guidance=1.0, audio_guidance=1.0)
+        return self
+
+
+@dataclass
+class VideoConditioning:
+    """Everything a video is generated from; the image is optional (at2v without it)."""
+
+    text: TextEmbedding
+    negative: TextEmbedding | None
+    audio: AudioFeatures
+    height: int
+    width: int
+    image: torch.Tensor | None = None  # [1, 3, 1, H, W] in [−1, 1] at the generation size
+
+
+@dataclass
+class GeneratedVideo:
+    """uint8 frames [N, H, W, 3] at the model's native fps, trimmed to the audio, and the latents of every segment."""
+
+    frames: torch.Tensor
+    fps: int
+    segment_latents: list[torch.Tensor]
+    plan: SegmentPlan
+
+
+def output_frame_count(audio: AudioFeatures) -> int:
+    """Frames at the native fps covering the original (unpadded) audio."""
+    duration = audio.source_duration_s or audio.duration_s
+    return frames_covering(duration, audio.fps)
+
+
+class SegmentSampler:
+    """Runs the segments of one video with shared schedules, guidance settings and progress accounting."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        codec: LatentCodec,
+        version: str,
+        conditioning: VideoConditioning,
+        settings: SamplerSettings,
+        hooks: SamplerHooks | None = None,
+    ):
+        _validate(version, conditioning)
+        self.model, self.codec, self.version, self.cond = model, codec, version, conditioning
+        self.settings = s = settings.effective(version)
+        shift = resolve_shift(version, s.scheduler_dir, s.shift)
+        self.first_schedule = build_schedule(version, s.steps, s.distilled, shift)
+        self.next_schedule = build_schedule(version, s.steps, s.distilled, shift, continuation=True)
+        self.plan = plan_segments(output_frame_count(conditioning.audio), s.frames_per_segment, s.overlap_frames)
+        masks = conditioning.audio.speaker_masks
+        self.masks = (
+            None if masks is None else resize_and_center_crop_masks(masks, conditioning.height, conditioning.width)
+        )
+        self.hooks = hooks or SamplerHooks()
+        self.hooks.total = len(self.first_schedule) + (self.plan.num_segments - 1) * len(self.next_schedule)
+
+    def guidance(self, segment: int) -> Guidance:
+        """Prompts, scales, speaker masks and this segment's audio windows [streams, F, 5, S, A]."""
+        audio = self.cond.audio.windows(self.plan.start_frame(segment), self.plan.frames_per_segment)
+        s = self.settings
+        return Guidance(self.cond.text, self.cond.negative, audio, s.text_guidance, s.audio_guidance, self.masks)
+
+    def first(self, noise: torch.Tensor) -> torch.Tensor:
+        """Segment 0: ai2v when an image is given (encoded with the codec), else at2v."""
+        image = self.cond.image
+        image_latent = None if image is None else self.codec.encode(image)
+        return denoise_first_segment(self.model, noise, self.first_schedule, self.guidance(0), image_latent, self.hooks)
+
+    def next(
+        self, segment: int, noise: torch.Tensor, prev_latents: torch.Tensor, prev_frames: torch.Tensor,
+        ref_latent: torch.Tensor,
+    ) -> torch.Tensor:  # fmt: skip
+        """Continuation segment: re-encode the previous segment's last overlap frames, then denoise the rest."""
+        fresh = self.codec.encode(frames_to_pixels(prev_frames[-self.plan.overlap_frames :]))
+        n_cond = self.plan.cond_latents
+        denoise_cond = prev_latents[:, :, -n_cond:] if self.version in VERSIONS_WITH_LATENT_STITCHING else fresh
+        s = self.settings
+        cont = Continuation(denoise_cond, fresh, ref_latent, s.ref_img_index, s.mask_frame_range)
+        return denoise_continuation(self.model, noise, self.next_schedule, self.guidance(segment), cont, self.hooks)
+
+
+def _validate(version: str, cond: VideoConditioning) -> None:
+    """Actionable errors for inputs that do not fit together."""
+    if cond.audio.version != version:
+        raise ValueError(f"the audio features were made for {cond.audio.version} but the model is {version}")
+    if cond.height % SIZE_MULTIPLE or cond.width % SIZE_MULTIPLE:
+        raise ValueError(f"width and height must be multiples of 16, got {cond.width}x{cond.height}")
+    if cond.image is not None and tuple(cond.image.shape[-2:]) != (cond.height, cond.width):
+        raise ValueError(f"the portrait is {tuple(cond.image.shape[-2:])}, expected {(cond.height, cond.width)}")
+    if cond.audio.num_streams > 1 and cond.audio.speaker_masks is None:
+        raise ValueError("two or more audio streams need speaker masks (which region of the image is which person)")
+
+
+def decode_segment(codec: LatentCodec, latents: torch.Tensor, tiled: bool) -> torch.Tensor:
+    """One segment's latents → uint8 frames [F, H, W, 3]."""
+    return pixels_to_frames(codec.decode(latents, tiled=tiled))
+
+
+def decode_segments(codec: LatentCodec, segment_latents: list[torch.Tensor], plan: SegmentPlan, tiled: bool = False):
+    """Re-decode saved segment latents to the trimmed video (what generate_video returns), one segment at a time."""
+    kept = [decode_segment(codec, z, tiled)[(plan.overlap_frames if i else 0) :] for i, z in enumerate(segment_latents)]
+    return torch.cat(kept)[: plan.output_frames]
+
+
+def generate_video(
+    model: nn.Module,
+    codec: LatentCodec,
+    version: str,
+    conditioning: VideoConditioning,
+    settings: SamplerSettings,
+    hooks: SamplerHooks | None = None,
+) -> GeneratedVideo:
+    """Generate the whole talking video: segments covering the audio, decoded per segment, trimmed to the audio."""
+    sampler = SegmentSampler(model, codec, version, conditioning, settings, hooks)
+    plan, tiled = sampler.plan, sampler.settings.tiled_decode
+    generator = make_generator(sampler.settings.seed)
+    shape = latent_shape(plan.frames_per_segment, conditioning.height, conditioning.width)
+    latents = sampler.first(draw_noise(generator, shape))
+    frames = decode_segment(codec, latents, tiled)
+    kept, segment_latents, ref_latent = [frames], [latents], latents[:, :, :1].clone()
+    for segment in range(1, plan.num_segments):
+        latents = sampler.next(segment, draw_noise(generator, shape), latents, frames, ref_latent)
+        frames = decode_segment(codec, latents, tiled)
+        kept.append(frames[plan.overlap_frames :])
+        segment_latents.append(latents)
+    video = torch.cat(kept)[: plan.output_frames]
+    return GeneratedVideo(video, conditioning.audio.fps, segment_latents, plan)
