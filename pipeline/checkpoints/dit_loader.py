@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..dit.config import DiTConfig
+from ..dit.layers import without_init
 from ..dit.model import LongCatAvatarDiT
 from .dit_config_infer import infer_dit_config
 from .errors import CheckpointError, key_mismatch_error
@@ -122,7 +123,7 @@ def build_model(
     config: DiTConfig, source: WeightSource, operations: Any, dtype: torch.dtype, device: str | torch.device
 ) -> LongCatAvatarDiT:
     """Build on the meta device, then assign the stored tensors shard by shard (one copy in memory)."""
-    model = LongCatAvatarDiT(config, operations=operations, device="meta", dtype=dtype)
+    model = LongCatAvatarDiT(config, operations=without_init(operations), device="meta", dtype=dtype)
     int8_names = int8_layer_names(source.tensors)
     swap_to_int8(model, int8_names, device="meta", dtype=dtype)
     validate_keys(source, model)

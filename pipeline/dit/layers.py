@@ -26,6 +26,22 @@ def resolve_operations(operations: Any | None) -> Any:
     return ops
 
 
+def _skip_reset(self: nn.Module) -> None:
+    """No initialisation: the weights are about to be assigned from a checkpoint."""
+
+
+def without_init(operations: Any | None) -> SimpleNamespace:
+    """The namespace with `reset_parameters` disabled (like comfy.ops.disable_weight_init), for loading.
+
+    Initialising on the meta device is wasted work and pulls in torch's decomposition modules (~8 MB resident).
+    """
+    ops = resolve_operations(operations)
+    names = ("Linear", "Conv3d", "LayerNorm", "RMSNorm")
+    return SimpleNamespace(
+        **{n: type(n, (getattr(ops, n),), {"reset_parameters": _skip_reset}) for n in names}  # same name in reprs
+    )
+
+
 def factory(device: Any, dtype: Any) -> dict[str, Any]:
     """device/dtype keyword arguments for namespace layers (comfy.ops style)."""
     return {"device": device, "dtype": dtype}
