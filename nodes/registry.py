@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .audio_encode import AudioEncode
+from .decode import Decode
 from .loaders import LOADERS
 from .model_files import register_folders
+from .portrait_encode import PortraitEncode
+from .sampler import AvatarSampler
 from .text_encode import TextEncode
 from .video_combine import VideoCombine
 
@@ -16,7 +19,10 @@ def all_nodes() -> list[type[Any]]:
     register_folders()
     return [
         *LOADERS,
+        PortraitEncode,
         AudioEncode,
         TextEncode,
+        AvatarSampler,
+        Decode,
         VideoCombine,
     ]

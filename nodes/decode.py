@@ -1,0 +1,61 @@
+"""Decode: the sampler's video → IMAGE frames at the model's native fps (optionally re-decoded with tiling)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from comfy_api.latest import io
+
+from ..pipeline.sampling.hooks import Interrupted
+from ..pipeline.sampling.sampler import decode_segments
+from .payloads import NamedModel
+from .runtime import cancellable
+from .sampler import VideoPayload
+from .types import CATEGORY, AvatarVAE, AvatarVideo
+
+log = logging.getLogger(__name__)
+
+
+class Decode(io.ComfyNode):
+    """Turns the generated video into IMAGE frames (and tells Video Combine their frame rate)."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        """VAE, the sampler's video, tiling."""
+        return io.Schema(
+            node_id="LongCatAvatarDecode",
+            display_name="LongCat Avatar Decode",
+            category=CATEGORY,
+            description="Decodes the video segment by segment with the VAE and joins the segments (each later "
+            "segment's first 13 frames repeat the previous one and are dropped), trimmed to the audio.",
+            inputs=[
+                AvatarVAE.Input("vae", tooltip="From LongCat Avatar VAE Loader."),
+                AvatarVideo.Input("video_latents", tooltip="From LongCat Avatar Sampler."),
+                io.Boolean.Input(
+                    "tiled",
+                    default=False,
+                    tooltip="Decode in overlapping 256-pixel tiles: bounded memory for 720p and long videos, "
+                    "slightly slower. Off: the frames the sampler already decoded are reused (same VAE).",
+                ),
+            ],
+            outputs=[
+                io.Image.Output(display_name="images", tooltip="The frames at the model's native frame rate."),
+                io.Float.Output(
+                    display_name="fps",
+                    tooltip="Native frame rate (16 for v1.0, 25 for v1.5): Video Combine's source_fps.",
+                ),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, vae: NamedModel, video_latents: VideoPayload, tiled: bool) -> io.NodeOutput:
+        """Reuse or re-decode the frames, as float IMAGE in [0, 1]."""
+        result = video_latents.result
+        if not tiled and video_latents.vae is vae:
+            frames = result.frames  # decoding is deterministic: the same VAE gives these very frames again
+        else:
+            with cancellable(Interrupted), torch.inference_mode():
+                frames = decode_segments(vae.model, result.segment_latents, result.plan, tiled=tiled)
+        log.info("LongCat Avatar Decode: %d frames at %d fps (tiled=%s)", frames.shape[0], result.fps, tiled)
+        return io.NodeOutput(frames.to(torch.float32) / 255.0, float(result.fps))

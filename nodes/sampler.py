@@ -1,0 +1,273 @@
+"""Avatar Sampler: the whole talking video from model, portrait, audio and text, with one progress bar and Cancel."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from comfy_api.latest import io, ui
+
+from ..pipeline.sampling.hooks import Interrupted, SamplerHooks
+from ..pipeline.sampling.sampler import GeneratedVideo, SamplerSettings, VideoConditioning, generate_video
+from ..pipeline.sampling.schedules import V15_DISTILL_STEPS
+from . import model_files as mf
+from .payloads import AudioEmbedsPayload, ModelHandle, NamedModel
+from .portrait_encode import PortraitPayload
+from .runtime import NodeProgress, cancellable
+from .text_encode import TextEmbedsPayload
+from .types import CATEGORY, AudioEmbeds, AvatarModel, AvatarVAE, AvatarVideo, PortraitLatent, TextEmbeds
+
+log = logging.getLogger(__name__)
+
+DISTILLED_CHOICES = ("auto", "on", "off")
+SCHEDULER_HOME = {"v1.5": mf.REPO_V15, "v1.0": mf.REPO_BASE}  # v1.0 reads LongCat-Video's scheduler/, v1.5 its own
+MAX_SEED = 0xFFFFFFFFFFFFFFFF  # torch.Generator.manual_seed accepts 64-bit seeds
+
+
+@dataclass
+class VideoPayload:
+    """LONGCAT_VIDEO: the sampler's result (frames decoded while chaining segments, and every segment's latents)."""
+
+    result: GeneratedVideo
+    vae: Any  # the NamedModel the frames were decoded with (Decode reuses them when it gets the same VAE)
+    info: str
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What the sampler really runs, and the sentence that says so."""
+
+    distilled: bool
+    steps: int
+    text_guidance: float
+    audio_guidance: float
+    note: str
+
+
+class PortraitCodec:
+    """The VAE, except that the portrait's pixels map to the latent Portrait Encode already computed."""
+
+    def __init__(self, vae: Any, portrait: PortraitPayload) -> None:
+        self.vae, self.portrait = vae, portrait
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Normalised latents of pixels [1, 3, F, H, W] (the cached portrait latent for the portrait itself)."""
+        if pixels is self.portrait.pixels and self.portrait.latent is not None:
+            return self.portrait.latent.clone()
+        return self.vae.encode(pixels)
+
+    def decode(self, latents: torch.Tensor, tiled: bool = False) -> torch.Tensor:
+        """Pixels of normalised latents."""
+        return self.vae.decode(latents, tiled=tiled)
+
+
+def scheduler_dir(version: str) -> Path | None:
+    """The official scheduler/ folder of this version, when the layout is present (its shift is used)."""
+    for root in mf.longcat_roots():
+        folder = root / SCHEDULER_HOME[version] / "scheduler"
+        if (folder / "scheduler_config.json").is_file():
+            return folder
+    return None
+
+
+def sampling_mode(model: ModelHandle, distilled: str, steps: int, text: float, audio: float) -> Mode:
+    """Distilled mode forces the 8-step distilled schedule without guidance, and says which widgets it overrides."""
+    if not (distilled == "on" or (distilled == "auto" and model.has_lora)):
+        cfg = "with" if text > 1 or audio > 1 else "without"
+        note = f"full sampling: {steps} steps {cfg} guidance (text {text:g}, audio {audio:g})"
+        return Mode(False, steps, text, audio, note)
+    why = "the model carries a distillation LoRA" if distilled == "auto" else "distilled is on"
+    note = f"distilled mode ({why}): the {V15_DISTILL_STEPS}-step distilled schedule without guidance"
+    widgets = (("steps", steps, V15_DISTILL_STEPS), ("text_guidance", text, 1.0), ("audio_guidance", audio, 1.0))
+    ignored = [f"{name}={value:g}" for name, value, used in widgets if value != used]
+    if ignored:
+        note += f"; the widgets {', '.join(ignored)} are not used"
+    return Mode(True, V15_DISTILL_STEPS, 1.0, 1.0, note)
+
+
+def speaker_features(audio: AudioEmbedsPayload, portrait: PortraitPayload, model: ModelHandle) -> Any:
+    """The audio features, with speaker masks at the portrait's size when two people speak."""
+    features = audio.features
+    if audio.layout is None:
+        return features
+    if not model.loaded.multi_speaker:
+        raise ValueError(
+            "two speakers need a multi-speaker model: LongCat-Video-Avatar/avatar_multi for v1.0 (or set the "
+            "loader's speakers to 'multi'); v1.5's base_model serves one and two speakers"
+        )
+    masks = audio.layout.build_masks(portrait.source_height, portrait.source_width)
+    return replace(features, speaker_masks=masks)
+
+
+def check_versions(model: ModelHandle, audio: AudioEmbedsPayload) -> None:
+    """The audio encoder must match the DiT's version (its features have a version-specific layout and rate)."""
+    if audio.features.version != model.version:
+        needed = "whisper-large-v3" if model.version == "v1.5" else "chinese-wav2vec2-base"
+        raise ValueError(
+            f"the audio was encoded for {audio.features.version} but the model is {model.version}: load {needed} "
+            "in LongCat Avatar Audio Encoder Loader"
+        )
+
+
+class AvatarSampler(io.ComfyNode):
+    """Generates the talking video: segments planned to cover the whole audio, chained, trimmed to its length."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        """Model, VAE, the three conditionings, and the sampling widgets."""
+        return io.Schema(
+            node_id="LongCatAvatarSampler",
+            display_name="LongCat Avatar Sampler",
+            category=CATEGORY,
+            description="Generates the whole video in 93-frame segments (13 overlapping frames, 80 new each) that "
+            "cover the audio, with text and audio guidance, and trims it to the audio's length.",
+            inputs=[
+                AvatarModel.Input("model", tooltip="From LongCat Avatar Model Loader."),
+                AvatarVAE.Input("vae", tooltip="From LongCat Avatar VAE Loader (chains the segments)."),
+                PortraitLatent.Input("portrait", tooltip="From LongCat Avatar Portrait Encode (sets the size)."),
+                AudioEmbeds.Input("audio_embeds", tooltip="From LongCat Avatar Audio Encode."),
+                TextEmbeds.Input("text_embeds", tooltip="From LongCat Avatar Text Encode."),
+                io.Int.Input(
+                    "steps",
+                    default=25,
+                    min=1,
+                    max=100,
+                    tooltip="Denoising steps per segment (20-50 recommended; the reference uses 50). Distilled mode "
+                    "always runs its 8 steps.",
+                ),
+                io.Float.Input(
+                    "text_guidance",
+                    default=4.0,
+                    min=1.0,
+                    max=10.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="How strongly the prompt (vs. the negative prompt) steers the video. 1 turns text "
+                    "guidance off. Reference default 4.",
+                ),
+                io.Float.Input(
+                    "audio_guidance",
+                    default=3.0,
+                    min=1.0,
+                    max=10.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="How strongly the speech drives the lips: 3-5 syncs best; higher exaggerates the mouth. "
+                    "1 turns audio guidance off.",
+                ),
+                io.Float.Input(
+                    "shift",
+                    default=0.0,
+                    min=0.0,
+                    max=30.0,
+                    step=0.5,
+                    round=0.01,
+                    tooltip="Timestep shift of the flow-matching schedule. 0: the checkpoint's scheduler config "
+                    "(7 for v1.5; 12 for v1.0).",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=42,
+                    min=0,
+                    max=MAX_SEED,
+                    control_after_generate=True,
+                    tooltip="Noise seed: the same seed and inputs give the same video on any device.",
+                ),
+                io.Int.Input(
+                    "ref_img_index",
+                    default=10,
+                    min=-30,
+                    max=60,
+                    tooltip="Continuation segments: the virtual time (in latent frames, 4 video frames each) where "
+                    "the portrait is placed. 10 (reference): near the segment; -10 or 30 keep it further away for "
+                    "freer motion but less identity.",
+                ),
+                io.Int.Input(
+                    "mask_frame_range",
+                    default=3,
+                    min=0,
+                    max=20,
+                    tooltip="Continuation segments: latent frames within this distance of ref_img_index may not "
+                    "look at the portrait, which stops the video from repeating the portrait's pose. 0 disables.",
+                ),
+                io.Combo.Input(
+                    "distilled",
+                    options=list(DISTILLED_CHOICES),
+                    default="auto",
+                    tooltip="Distilled sampling: 8 steps without guidance (for the v1.5 DMD LoRA). auto: on when "
+                    "the model has a LoRA. The steps and guidance widgets are then not used (the info says so).",
+                ),
+            ],
+            outputs=[
+                AvatarVideo.Output(display_name="video_latents", tooltip="The generated video for Decode."),
+                io.String.Output(display_name="info", tooltip="What was run: mode, steps, segments, frames, shift."),
+            ],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        model: ModelHandle,
+        vae: NamedModel,
+        portrait: PortraitPayload,
+        audio_embeds: AudioEmbedsPayload,
+        text_embeds: TextEmbedsPayload,
+        steps: int,
+        text_guidance: float,
+        audio_guidance: float,
+        shift: float,
+        seed: int,
+        ref_img_index: int,
+        mask_frame_range: int,
+        distilled: str,
+    ) -> io.NodeOutput:
+        """Run the engine's whole-video sampler with ComfyUI progress and Cancel."""
+        try:
+            check_versions(model, audio_embeds)
+            features = speaker_features(audio_embeds, portrait, model)
+        except ValueError as error:
+            raise ValueError(f"LongCat Avatar Sampler: {error}") from error
+        mode = sampling_mode(model, distilled, steps, text_guidance, audio_guidance)
+        settings = SamplerSettings(
+            steps=mode.steps,
+            text_guidance=mode.text_guidance,
+            audio_guidance=mode.audio_guidance,
+            shift=shift if shift > 0 else None,
+            seed=seed,
+            distilled=mode.distilled,
+            ref_img_index=ref_img_index,
+            mask_frame_range=mask_frame_range,
+            scheduler_dir=scheduler_dir(model.version),
+        )
+        conditioning = VideoConditioning(
+            text=text_embeds.positive,
+            negative=text_embeds.negative,
+            audio=features,
+            height=portrait.height,
+            width=portrait.width,
+            image=portrait.pixels,
+        )
+        log.info("LongCat Avatar Sampler: %s; model %s", mode.note, model.describe())
+        progress = NodeProgress(total=mode.steps)
+        hooks = SamplerHooks(progress=progress, should_stop=progress.should_stop)
+        with cancellable(Interrupted), torch.inference_mode():
+            result = generate_video(
+                model.loaded.model, PortraitCodec(vae.model, portrait), model.version, conditioning, settings, hooks
+            )
+        info = report(model, mode, result, settings, portrait)
+        log.info("LongCat Avatar Sampler: %s", info)
+        return io.NodeOutput(VideoPayload(result, vae, info), info, ui=ui.PreviewText(info))
+
+
+def report(
+    model: ModelHandle, mode: Mode, result: GeneratedVideo, settings: SamplerSettings, portrait: PortraitPayload
+) -> str:
+    """The info text: mode (and overridden widgets), segments, frames, size, seed."""
+    frames = int(result.frames.shape[0])
+    return (
+        f"LongCat-Video-Avatar {model.version}: {mode.note}. {result.plan.num_segments} segment(s), {frames} frames "
+        f"at {result.fps} fps ({frames / result.fps:.2f} s), {portrait.width}x{portrait.height}, seed {settings.seed}."
+    )
