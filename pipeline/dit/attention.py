@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -12,7 +12,7 @@ from .attention_backend import AttentionFn, attention
 from .fp32 import rms_norm_reference
 from .layers import NORM_EPS, factory
 from .multispeaker import key_positions, query_positions, reference_attention_map
-from .rope import apply_rope, rope_1d_angles, rope_3d_angles
+from .rope import RotaryTable, apply_rope, rope_1d_angles, rope_3d_angles, rotary_table
 
 
 @dataclass
@@ -26,6 +26,16 @@ class FrameLayout:
     num_ref_latents: int | None = None
     ref_img_index: int | None = None
     mask_frame_range: int | None = None
+    _tables: dict[tuple, RotaryTable] = field(default_factory=dict, repr=False, compare=False)
+
+    def rope_table(self, frames: int, head_dim: int, device: torch.device) -> RotaryTable:
+        """3D RoPE (cos, sin) for `frames` latent frames of this grid, computed once per forward call."""
+        key = (frames, head_dim, device)
+        if key not in self._tables:
+            ref_index = self.ref_img_index if self.has_ref else None
+            grid = (frames, self.height, self.width)
+            self._tables[key] = rotary_table(rope_3d_angles(grid, head_dim, ref_index, self.num_ref_latents, device))
+        return self._tables[key]
 
     @property
     def frame_tokens(self) -> int:
@@ -100,11 +110,6 @@ class SelfAttention(nn.Module):
         self.proj = ops.Linear(dim, dim, bias=True, **factory(device, dtype))
         self.backend: AttentionFn | None = None
 
-    def _rope(self, layout: FrameLayout, frames: int, device: torch.device) -> torch.Tensor:
-        grid = (frames, layout.height, layout.width)
-        ref_index = layout.ref_img_index if layout.has_ref else None
-        return rope_3d_angles(grid, self.head_dim, ref_index, layout.num_ref_latents, device)
-
     def _uncached(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: FrameLayout) -> torch.Tensor:
         """Cases A (no cond), B (one clean frame), C (reference + clean frames + noisy, with masking)."""
         ft, ncl = layout.frame_tokens, layout.num_cond_latents
@@ -143,15 +148,15 @@ class SelfAttention(nn.Module):
             k_cache, v_cache = (t.to(device=k.device, dtype=k.dtype) for t in kv_cache)
             if k_cache.shape[0] != batch:
                 k_cache, v_cache = k_cache.expand(batch, -1, -1, -1), v_cache.expand(batch, -1, -1, -1)
-            angles = self._rope(layout, layout.frames + layout.num_cond_latents, x.device)
-            k = apply_rope(torch.cat([k_cache, k], dim=2), angles)
+            cos, sin = layout.rope_table(layout.frames + layout.num_cond_latents, self.head_dim, x.device)
+            k = apply_rope(torch.cat([k_cache, k], dim=2), (cos, sin))
             v = torch.cat([v_cache, v], dim=2)
-            q = apply_rope(q, angles[-q.shape[2] :])
+            q = apply_rope(q, (cos[-q.shape[2] :], sin[-q.shape[2] :]))
             out = attend_noisy(q, k, v, layout, layout.frames, self.backend)
             q_noise = q
         else:
-            angles = self._rope(layout, layout.frames, x.device)
-            q, k = apply_rope(q, angles), apply_rope(k, angles)
+            table = layout.rope_table(layout.frames, self.head_dim, x.device)
+            q, k = apply_rope(q, table), apply_rope(k, table)
             out = self._uncached(q, k, v, layout)
             q_noise = q[:, :, layout.num_cond_latents * layout.frame_tokens :]
         out = self.proj(merge_heads(out))
@@ -218,7 +223,7 @@ class AudioCrossAttention(nn.Module):
         """Apply 1D RoPE to t [(B*F), H, S, D] with positions over the frame-major token sequence [F*S]."""
         bf, heads, tokens, dim = t.shape
         flat = t.view(bf // frames, frames, heads, tokens, dim).transpose(1, 2).reshape(bf // frames, heads, -1, dim)
-        flat = apply_rope(flat, rope_1d_angles(positions.to(t.device), dim))
+        flat = apply_rope(flat, rotary_table(rope_1d_angles(positions.to(t.device), dim)))
         return flat.view(bf // frames, heads, frames, tokens, dim).transpose(1, 2).reshape(bf, heads, tokens, dim)
 
     def forward(

@@ -93,10 +93,12 @@ class LongCatAvatarDiT(nn.Module):
                 module.backend = backend
 
     def audio_tokens(
-        self, audio_embs: torch.Tensor, frames: int, num_ref_latents: int, multi: bool, dtype: torch.dtype
+        self, audio_embs: torch.Tensor, frames: int, num_ref_latents: int, multi: bool, like: torch.Tensor
     ) -> torch.Tensor:
-        """Windowed features [B_a, F_v, W, S, A] -> [(B_a*T), M, C_a] (single) or [T, B_a*M, C_a] (multi)."""
-        audio = audio_embs.to(device=self.x_embedder.proj.weight.device, dtype=dtype)
+        """Windowed features [B_a, F_v, W, S, A] -> [(B_a*T), M, C_a] (single) or [T, B_a*M, C_a] (multi).
+
+        The features are moved to the device/dtype of `like` (the patch-embedded hidden states)."""
+        audio = audio_embs.to(device=like.device, dtype=like.dtype)
         tokens = self.audio_proj(*regroup_audio_windows(audio, self.config.vae_scale))
         if num_ref_latents:
             tokens = torch.cat([tokens[:, :1]] * num_ref_latents + [tokens], dim=1)
@@ -140,7 +142,7 @@ class LongCatAvatarDiT(nn.Module):
             raise ValueError("audio_embs is required unless skip_crs_attn=True")
         audio = None
         if audio_embs is not None:
-            audio = self.audio_tokens(audio_embs, frames, num_ref_latents or 0, multi, dtype)
+            audio = self.audio_tokens(audio_embs, frames, num_ref_latents or 0, multi, x)
         masks = token_masks(ref_target_masks.to(x.device), grid[1:], dtype) if multi else None
         layout = FrameLayout(*grid, num_cond_latents or 0, num_ref_latents, ref_img_index, mask_frame_range)
         ctx = BlockContext(

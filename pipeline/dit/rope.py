@@ -61,10 +61,18 @@ def _rotate_pairs(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
 
 
-def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate x [B, H, N, D] by angles [N, D] in float32; returns x's dtype."""
+RotaryTable = tuple[torch.Tensor, torch.Tensor]
+
+
+def rotary_table(angles: torch.Tensor) -> RotaryTable:
+    """(cos, sin) of an angle table, float32."""
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, table: RotaryTable) -> torch.Tensor:
+    """Rotate x [B, H, N, D] by a (cos, sin) table [N, D] in float32; returns x's dtype."""
     xf = x.float()
-    cos, sin = angles.cos(), angles.sin()
+    cos, sin = table
     return (xf * cos + _rotate_pairs(xf) * sin).to(x.dtype)
 
 
