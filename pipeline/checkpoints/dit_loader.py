@@ -108,6 +108,7 @@ def make_converter(dtype: torch.dtype, int8: bool):
     """
 
     def convert(key: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The tensor as it is kept in the model."""
         if key.endswith(INT8_SUFFIX):
             return tensor
         if key.endswith(SCALE_SUFFIX) and int8:

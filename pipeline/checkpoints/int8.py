@@ -43,6 +43,7 @@ class Int8Linear(nn.Module):
         return F.linear(x, self.dequantized_weight(x.dtype).to(x.device), bias)
 
     def extra_repr(self) -> str:
+        """Geometry shown in the module repr."""
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 

@@ -28,6 +28,7 @@ def _sage() -> AttentionFn | None:
         return None
 
     def run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """sageattn on [B, H, S, D]."""
         return module.sageattn(q, k, v, tensor_layout="HND", is_causal=False)
 
     return run
@@ -41,6 +42,7 @@ def _flash() -> AttentionFn | None:
         return None
 
     def run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """flash_attn_func on [B, H, S, D] (transposed to its [B, S, H, D] layout and back)."""
         out = module.flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return out.transpose(1, 2)
 
