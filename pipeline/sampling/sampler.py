@@ -16,7 +16,7 @@ from ..vae.pixels import frames_to_pixels, pixels_to_frames
 from .denoise import Continuation, denoise_continuation, denoise_first_segment
 from .guidance import Guidance
 from .hooks import SamplerHooks
-from .noise import draw_noise, latent_shape, make_generator
+from .noise import VAE_SPATIAL, draw_noise, latent_shape, make_generator
 from .schedules import V15_DISTILL_STEPS, build_schedule, resolve_shift
 from .segments import OVERLAP_FRAMES, SEGMENT_FRAMES, SegmentPlan, frames_covering, plan_segments
 
@@ -70,6 +70,7 @@ class VideoConditioning:
     height: int
     width: int
     image: torch.Tensor | None = None  # [1, 3, 1, H, W] in [−1, 1] at the generation size
+    image_latent: torch.Tensor | None = None  # its normalised VAE latent, when already encoded (skips encoding)
 
 
 @dataclass
@@ -122,8 +123,9 @@ class SegmentSampler:
 
     def first(self, noise: torch.Tensor) -> torch.Tensor:
         """Segment 0: ai2v when an image is given (encoded with the codec), else at2v."""
-        image = self.cond.image
-        image_latent = None if image is None else self.codec.encode(image)
+        image_latent = self.cond.image_latent
+        if image_latent is None and self.cond.image is not None:
+            image_latent = self.codec.encode(self.cond.image)
         return denoise_first_segment(self.model, noise, self.first_schedule, self.guidance(0), image_latent, self.hooks)
 
     def next(
@@ -147,6 +149,9 @@ def _validate(version: str, cond: VideoConditioning) -> None:
         raise ValueError(f"width and height must be multiples of 16, got {cond.width}x{cond.height}")
     if cond.image is not None and tuple(cond.image.shape[-2:]) != (cond.height, cond.width):
         raise ValueError(f"the portrait is {tuple(cond.image.shape[-2:])}, expected {(cond.height, cond.width)}")
+    latent, grid = cond.image_latent, (cond.height // VAE_SPATIAL, cond.width // VAE_SPATIAL)
+    if latent is not None and tuple(latent.shape[-2:]) != grid:
+        raise ValueError(f"the portrait latent is {tuple(latent.shape[-2:])}, expected {grid}")
     if cond.audio.num_streams > 1 and cond.audio.speaker_masks is None:
         raise ValueError("two or more audio streams need speaker masks (which region of the image is which person)")
 
