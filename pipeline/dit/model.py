@@ -124,8 +124,11 @@ class LongCatAvatarDiT(nn.Module):
         kv_cache_dict: KVCache | None = None,
         return_kv: bool = False,
         skip_crs_attn: bool = False,
+        offload_kv_cache: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, KVCache]:
-        """Predict the flow velocity [B, C, T, H, W] (float32); with `return_kv` also the per-block (k, v)."""
+        """Predict the flow velocity [B, C, T, H, W] (float32); with `return_kv` also the per-block (k, v).
+
+        `offload_kv_cache` returns the cache on the CPU (the reference option of the same name)."""
         cfg, dtype = self.config, self.compute_dtype
         batch, _, frames, height, width = hidden_states.shape
         grid = (frames, -(-height // cfg.patch_size[1]), -(-width // cfg.patch_size[2]))
@@ -153,7 +156,7 @@ class LongCatAvatarDiT(nn.Module):
         for index, block in enumerate(self.blocks):
             x, kv = block(x, ctx, kv_cache_dict[index] if kv_cache_dict else None)
             if kv is not None:
-                new_cache[index] = kv
+                new_cache[index] = (kv[0].cpu(), kv[1].cpu()) if offload_kv_cache else kv
         out = unpatchify(self.final_layer(x, t, frames), grid, cfg.patch_size, cfg.out_channels)
         out = out[:, :, :, :height, :width].float()
         return (out, new_cache) if return_kv else out

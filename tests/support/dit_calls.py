@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,15 @@ import torch
 from support.refvec import RefCase
 
 FROM_CACHE_PASS = "from cache pass"
+OUTPUT_NAME = re.compile(r"out\.[A-Za-z0-9_.]*[A-Za-z0-9_]")
+
+
+def returned_names(step: dict[str, Any], default: str) -> tuple[str, str]:
+    """(output name, per-block K/V name pattern with {i}) read from a call's `returns` text, with defaults."""
+    names = OUTPUT_NAME.findall(str(step.get("returns", "")))
+    output = next((n for n in names if ".i." not in n), default)
+    kv = next((n for n in names if n.endswith(".i.k")), "out.kv_cache.i.k")
+    return output, kv[: -len(".i.k")] + ".{i}"
 
 
 def call_kwargs(case: RefCase, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -30,13 +40,14 @@ def run_dit_case(case: RefCase, model: Callable[..., Any]) -> dict[str, torch.Te
             if kwargs.get("kv_cache_dict") == FROM_CACHE_PASS:
                 kwargs["kv_cache_dict"] = cache
             if kwargs.get("return_kv"):
-                output, cache = model(**kwargs)
-                produced["out.cache_pass_output"] = output
+                name, kv_name = returned_names(step, "out.cache_pass_output")
+                produced[name], cache = model(**kwargs)
                 for index, (k, v) in cache.items():
-                    produced[f"out.kv_cache.{index}.k"] = k
-                    produced[f"out.kv_cache.{index}.v"] = v
+                    produced[kv_name.format(i=index) + ".k"] = k
+                    produced[kv_name.format(i=index) + ".v"] = v
             else:
-                produced["out.output"] = model(**kwargs)
+                name, _ = returned_names(step, "out.output")
+                produced[name] = model(**kwargs)
         return produced
 
 
