@@ -18,6 +18,7 @@ import torch
 
 from pipeline.audio.encoders import AudioEncoder, load_audio_encoder
 from pipeline.audio.features import embed_speech, prepare_track
+from pipeline.audio.wav2vec2_features import noise_floor
 from pipeline.audio.windows import gather_windows, segment_audio_start, window_indices
 from support import refvec
 
@@ -146,3 +147,19 @@ def test_every_set_has_a_chained_case_per_version(root: Path) -> None:
         c.version for c in refvec.iter_cases("audio") if c.root == root and c.version and _wav_derived(c, track)
     }
     assert {"v1.0", "v1.5"} <= versions, f"{root}: wav-derived audio cases only for {sorted(versions)}"
+
+
+@pytest.mark.parametrize("case", refvec.case_params("audio"))
+def test_v10_seed_reproduces_the_reference_noise_floor(case) -> None:
+    """Our seeded noise floor is numpy's legacy generator, so the reference's seed gives its very noise and outputs."""
+    case = refvec.require_case(case)
+    seed = case.params.get("numpy_seed_before_call")
+    if seed is None:
+        pytest.skip(f"{case.id} records no numpy seed (no random noise floor)")
+    speech = case.tensor("speech_in").numpy()
+    noise = noise_floor(len(speech), int(seed))
+    stored = case.tensor("noise_floor_noise")
+    tolerance = refvec.Tolerance(max_abs=1e-8)  # the stored noise is float32 (values ~0.02), ours float64
+    refvec.assert_close_to_reference(noise, stored, tolerance, f"{case.id}:noise_floor_noise")
+    full = embed_speech(speech, _encoder(str(case.model_path("audio_encoder"))), rng=int(seed))
+    case.compare("audio_emb", full)
