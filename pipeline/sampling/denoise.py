@@ -29,7 +29,10 @@ class Continuation:
 def _dit_dtype(model: nn.Module) -> torch.dtype:
     """The DiT's activation dtype (the reference casts continuation noise to it)."""
     dtype = getattr(model, "compute_dtype", None)
-    return dtype if isinstance(dtype, torch.dtype) else next(model.parameters()).dtype
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    weight = next(model.parameters(), None)
+    return torch.float32 if weight is None else weight.dtype
 
 
 @torch.no_grad()
