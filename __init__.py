@@ -13,6 +13,7 @@ except ImportError:  # pragma: no cover - only without ComfyUI
     ComfyExtension = None  # type: ignore[assignment,misc]
 
 if ComfyExtension is not None:
+    from . import routes  # noqa: F401  POST /longcat/avatar; registers itself and never raises
     from .nodes.registry import all_nodes
 
     class LongCatAvatarExtension(ComfyExtension):

@@ -11,6 +11,7 @@ from .model_files import register_folders
 from .portrait_encode import PortraitEncode
 from .sampler import AvatarSampler
 from .text_encode import TextEncode
+from .tts import TextToSpeech
 from .video_combine import VideoCombine
 
 
@@ -25,4 +26,5 @@ def all_nodes() -> list[type[Any]]:
         AvatarSampler,
         Decode,
         VideoCombine,
+        TextToSpeech,
     ]

@@ -1,0 +1,9 @@
+"""`python -m longcat_avatar <command>`: the command line."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,185 @@
+"""The command line: `python -m longcat_avatar generate | batch | create-config | doctor` (each has --help)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import batch as batch_files
+from .client import AvatarGenerator, Inputs
+from .comfy_http import DEFAULT_URL
+from .errors import AvatarError, InvalidParametersError, ServerUnavailableError
+from .params import (
+    DISTILLED,
+    MAX_FPS,
+    MAX_GUIDANCE,
+    MAX_STEPS,
+    MIN_FPS,
+    MIN_GUIDANCE,
+    MIN_STEPS,
+    RECOMMENDED_STEPS,
+    RESOLUTIONS,
+    VERSIONS,
+    GenerationParams,
+)
+from .progress import ProgressBar
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_SERVER_DOWN = 0, 1, 2, 3  # 2 is also argparse's usage-error code
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server", metavar="URL", help=f"ComfyUI server URL (default: $COMFYUI_URL, else {DEFAULT_URL})"
+    )
+    parser.add_argument(
+        "--workflow", metavar="FILE", type=Path, help="API-format workflow to fill (default: the one in workflows/)"
+    )
+    parser.add_argument("--timeout", type=float, metavar="S", help="give up (and interrupt) after S seconds")
+
+
+def _generation_options(parser: argparse.ArgumentParser) -> None:
+    low, high = RECOMMENDED_STEPS
+    add = parser.add_argument
+    add("--steps", type=int, help=f"denoising steps {MIN_STEPS}-{MAX_STEPS} ({low}-{high} recommended)")
+    add("--guidance", type=float, help=f"audio guidance scale {MIN_GUIDANCE:g}-{MAX_GUIDANCE:g} (lip sync strength)")
+    add("--text-guidance", type=float, help=f"text guidance scale {MIN_GUIDANCE:g}-{MAX_GUIDANCE:g}")
+    add("--fps", type=float, help=f"frame rate of the MP4, {MIN_FPS:g}-{MAX_FPS:g}")
+    add("--seed", type=int, help="noise seed (random when omitted; printed at the end)")
+    add("--version", choices=VERSIONS, default="1.5", help="model version (default 1.5)")
+    add("--resolution", choices=RESOLUTIONS, help="generation size (default: the workflow's)")
+    add("--prompt", help="text describing the video (default: the workflow's)")
+    add(
+        "--distilled",
+        choices=DISTILLED,
+        help="v1.5 distilled 8-step sampling: auto (default workflow: on with its LoRA), on, or off (full sampling "
+        "with --steps/--guidance, LoRA removed)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its four commands."""
+    parser = argparse.ArgumentParser(
+        prog="python -m longcat_avatar",
+        description="Talking-head videos with LongCat-Video-Avatar through a running ComfyUI server.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    generate = commands.add_parser("generate", help="make one video", description="Make one talking video (MP4).")
+    generate.add_argument("--image", required=True, type=Path, help="portrait image (PNG, JPEG, WebP, BMP)")
+    speech = generate.add_mutually_exclusive_group(required=True)
+    speech.add_argument("--audio", type=Path, help="speech (WAV, FLAC, MP3, Ogg, M4A, WebM)")
+    speech.add_argument("--text", help="text to speak instead of --audio (espeak-ng on the server)")
+    generate.add_argument("--voice", default="en-us", help="espeak-ng voice for --text (default en-us)")
+    generate.add_argument("--output", required=True, type=Path, help="where to write the MP4")
+    _generation_options(generate)
+    _server_options(generate)
+    generate.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    run = commands.add_parser(
+        "batch", help="run a batch file", description="Run every job of a JSON batch file, then print a summary."
+    )
+    run.add_argument("--config", required=True, type=Path, help="the batch file (see create-config)")
+    run.add_argument("--strict", action="store_true", help="run nothing when any job is invalid")
+    run.add_argument("--check", action="store_true", help="only validate the jobs")
+    _server_options(run)
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    create = commands.add_parser(
+        "create-config", help="write a batch file template", description="Write a batch file template."
+    )
+    create.add_argument("--output", required=True, type=Path, help="the file to write")
+    create.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    from .doctor import add_arguments as add_doctor_arguments
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the installation",
+        description="Report torch/CUDA/VRAM, ffmpeg, espeak-ng and the model files for v1.0 and v1.5 (what is "
+        "missing, its size and download page); --selftest runs the whole graph with tiny random models.",
+    )
+    add_doctor_arguments(doctor)
+    return parser
+
+
+def _params(args: argparse.Namespace) -> GenerationParams:
+    return GenerationParams(
+        args.steps,
+        args.guidance,
+        args.text_guidance,
+        args.fps,
+        args.seed,
+        args.version,
+        args.resolution,
+        args.prompt,
+        args.distilled,
+    )
+
+
+def _generator(args: argparse.Namespace) -> AvatarGenerator:
+    return AvatarGenerator(args.server, workflow=args.workflow, timeout_s=args.timeout)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """`generate`: one video with a progress bar."""
+    import asyncio
+
+    inputs = Inputs(args.image, audio=args.audio, speech_text=args.text, voice=args.voice if args.text else None)
+    bar = None if args.quiet else ProgressBar()
+    result = asyncio.run(_generator(args).arun(inputs, _params(args), args.output, bar))
+    if bar is not None:
+        bar.close()
+    duration = f"{result.duration_s:.2f} s" if result.duration_s is not None else "unknown length"
+    fps = f"{result.fps:g} fps, " if result.fps else ""
+    print(f"Wrote {result.output} ({duration}, {fps}seed {result.seed}) in {result.elapsed_s:.1f} s")
+    return EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """`batch`: validate every job, run the valid ones, print a summary."""
+    jobs = batch_files.load_jobs(args.config)
+    invalid = [job for job in jobs if job.problems]
+    for job in invalid:
+        print(f"job {job.number} is invalid: " + "; ".join(job.problems), file=sys.stderr)
+    print(f"{len(jobs)} job(s) in {args.config}: {len(jobs) - len(invalid)} valid, {len(invalid)} invalid")
+    if args.check or (args.strict and invalid):
+        return EXIT_INVALID if invalid else EXIT_OK
+
+    def start(job: batch_files.Job) -> ProgressBar | None:
+        print(f"job {job.number}/{len(jobs)}: {job.image} + {job.audio} -> {job.output}", flush=True)
+        return None if args.quiet else ProgressBar(label=f"[{job.number}] ")
+
+    outcomes = batch_files.run_jobs(_generator(args), jobs, start)
+    print(batch_files.summary(outcomes))
+    return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_FAILED
+
+
+def cmd_create_config(args: argparse.Namespace) -> int:
+    """`create-config`: write the batch template."""
+    batch_files.write_template(args.output, force=args.force)
+    print(f"Wrote a batch template with 2 jobs to {args.output}; edit it, then run: batch --config {args.output}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (failures print a readable message, no traceback)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    from .doctor import cmd_doctor
+
+    handlers = {"generate": cmd_generate, "batch": cmd_batch, "create-config": cmd_create_config, "doctor": cmd_doctor}
+    try:
+        return handlers[args.command](args)
+    except InvalidParametersError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except ServerUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_SERVER_DOWN
+    except AvatarError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted (the server was asked to stop the running prompt)", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
