@@ -48,7 +48,7 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
     add("--fps", type=float, help=f"frame rate of the MP4, {MIN_FPS:g}-{MAX_FPS:g}")
     add("--seed", type=int, help="noise seed (random when omitted; printed at the end)")
     add("--version", choices=VERSIONS, default="1.5", help="model version (default 1.5)")
-    add("--resolution", choices=RESOLUTIONS, help="generation size (default: the workflow's)")
+    add("--resolution", help=f"generation size: {', '.join(RESOLUTIONS)} or WIDTHxHEIGHT (default: the workflow's)")
     add("--prompt", help="text describing the video (default: the workflow's)")
     add(
         "--distilled",

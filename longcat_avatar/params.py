@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, replace
 
@@ -14,6 +15,8 @@ MAX_SEED = 2**64 - 1  # ComfyUI's seed widgets are unsigned 64-bit
 RANDOM_SEED_BOUND = 2**32  # random seeds stay short enough to read back and type
 VERSIONS = ("1.5", "1.0")
 RESOLUTIONS = ("480p", "720p", "512x512")  # the model's two bucket tables, and a fixed small square
+CUSTOM_SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")  # WIDTHxHEIGHT, e.g. 832x480
+SIZE_MULTIPLE, MIN_SIZE, MAX_SIZE = 16, 32, 2048  # VAE 8x times 2x2 patches; 2048 is far beyond the 720p buckets
 DISTILLED = ("auto", "on", "off")  # the sampler's modes: on = the v1.5 8-step LoRA schedule without guidance
 
 
@@ -60,12 +63,29 @@ def validate(params: GenerationParams) -> list[str]:
     if params.version not in VERSIONS:
         problems.append(f"version must be one of {', '.join(VERSIONS)}, got {params.version!r}")
     if params.resolution is not None and params.resolution not in RESOLUTIONS:
-        problems.append(f"resolution must be one of {', '.join(RESOLUTIONS)}, got {params.resolution!r}")
+        problems += _custom_size_problems(params.resolution)
     if params.distilled is not None and params.distilled not in DISTILLED:
         problems.append(f"distilled must be one of {', '.join(DISTILLED)}, got {params.distilled!r}")
     if params.prompt is not None and not isinstance(params.prompt, str):
         problems.append(f"prompt must be text, got {params.prompt!r}")
     return problems
+
+
+def custom_size(resolution: str) -> tuple[int, int] | None:
+    """(width, height) of a WIDTHxHEIGHT resolution, or None for a named one."""
+    match = CUSTOM_SIZE.match(resolution) if resolution not in RESOLUTIONS else None
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _custom_size_problems(resolution: object) -> list[str]:
+    size = custom_size(resolution) if isinstance(resolution, str) else None
+    named = ", ".join(RESOLUTIONS)
+    if size is None:
+        return [f"resolution must be one of {named} or WIDTHxHEIGHT (e.g. 832x480), got {resolution!r}"]
+    if any(v % SIZE_MULTIPLE or not MIN_SIZE <= v <= MAX_SIZE for v in size):
+        return [f"resolution {resolution}: width and height must be multiples of {SIZE_MULTIPLE} between {MIN_SIZE} "
+                f"and {MAX_SIZE}"]  # fmt: skip
+    return []
 
 
 def warnings_for(params: GenerationParams) -> list[str]:

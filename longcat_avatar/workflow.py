@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WorkflowError
-from .params import GenerationParams
+from .params import GenerationParams, custom_size
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 PACK_PREFIX = "LongCatAvatar"
@@ -58,6 +58,8 @@ SLOTS: dict[str, Slot] = {
     "fps": Slot(_is(COMBINE_NODE), ("frame_rate", "fps"), COMBINE_NODE),
     "filename_prefix": Slot(_is(COMBINE_NODE), ("filename_prefix",), COMBINE_NODE),
     "resolution": Slot(_pack_node("Portrait"), ("resolution",), "LongCat Avatar Portrait Encode"),
+    "width": Slot(_pack_node("Portrait"), ("width",), "LongCat Avatar Portrait Encode"),
+    "height": Slot(_pack_node("Portrait"), ("height",), "LongCat Avatar Portrait Encode"),
     "distilled": Slot(_pack_node("Sampler"), ("distilled",), "the LongCat Avatar sampler"),
     "lora": Slot(_is("LongCatAvatarModelLoader"), ("lora",), "LongCatAvatarModelLoader"),
     "prompt": Slot(_pack_node("TextEncode"), ("prompt", "positive", "text"), "LongCat Avatar Text Encode"),
@@ -182,13 +184,16 @@ def runs_distilled(workflow: Workflow) -> bool:
 
 def generation_values(params: GenerationParams) -> dict[str, Any]:
     """The workflow values of the generation parameters (None keeps the workflow's own value)."""
+    size = custom_size(params.resolution) if params.resolution else None
     return {
+        "width": size[0] if size else None,
+        "height": size[1] if size else None,
         "steps": params.steps,
         "guidance": params.guidance,
         "text_guidance": params.text_guidance,
         "fps": params.fps,
         "seed": params.seed,
-        "resolution": params.resolution,
+        "resolution": "custom" if size else params.resolution,
         "prompt": params.prompt,
         "distilled": params.distilled,
         "lora": "none" if params.distilled == "off" else None,  # full sampling runs without the distillation LoRA

@@ -1,0 +1,65 @@
+"""Write the text-to-speech example: text → LongCat Avatar Text to Speech (espeak-ng) → the v1.5 avatar graph.
+
+It is the v1.5 distilled single-speaker graph of `tools/graphs.py` with its Load Audio node replaced by the Text to
+Speech node; any other node that outputs AUDIO plugs into the same socket. Run from the repository root:
+`python workflows/tts_workflow.py` writes `longcat_avatar_v15_tts_api.json` and, through the ComfyUI frontend (as
+`tools/export.py` does), the UI-format `longcat_avatar_v15_tts.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "workflows" / "tools")]
+
+NAME = "longcat_avatar_v15_tts"
+SPEECH_NODE = "6"  # the Load Audio node of the talking-head graph
+TEXT = "Hello! I am a portrait that talks. This voice comes from espeak-ng, offline, on your own computer."
+
+
+def tts_graph() -> dict[str, Any]:
+    """The v1.5 distilled graph with its speech made from text by espeak-ng."""
+    from graphs import node, v15_single_distilled
+
+    graph = v15_single_distilled()
+    if graph[SPEECH_NODE]["class_type"] != "LoadAudio":
+        raise RuntimeError(f"node {SPEECH_NODE} of the v1.5 graph is no longer Load Audio; update {__file__}")
+    graph[SPEECH_NODE] = node(
+        "LongCatAvatarTextToSpeech", "Text to Speech (espeak-ng)", text=TEXT, voice="en-us", rate=150, pitch=50
+    )
+    for combine in (n for n in graph.values() if n["class_type"] == "LongCatAvatarVideoCombine"):
+        combine["inputs"]["filename_prefix"] = "LongCatAvatar/v15_tts"
+    return graph
+
+
+def main() -> None:
+    """Write both formats."""
+    from export import LOAD_AND_SERIALIZE, note_for, strip_nulls
+
+    from support.browser import open_page
+    from support.comfy_server import remove_base_dir, start_server
+
+    api = tts_graph()
+    (ROOT / "workflows" / f"{NAME}_api.json").write_text(json.dumps(api, indent=2) + "\n")
+    doc = (
+        "v1.5, one speaker: the speech is made from the text by espeak-ng (offline; install it with your system's "
+        "package manager). Replace the Text to Speech node by any node that outputs AUDIO."
+    )
+    server = start_server()
+    try:
+        with open_page(server.url) as page:
+            page.wait_for_function("() => window.__longcatAvatar && window.__longcatAvatar.loaded === true")
+            ui = strip_nulls(page.evaluate(LOAD_AND_SERIALIZE, [api, note_for(NAME, doc)]))
+    finally:
+        server.stop()
+        remove_base_dir(server)
+    (ROOT / "workflows" / f"{NAME}.json").write_text(json.dumps(ui, indent=2) + "\n")
+    print(f"wrote {NAME}.json and {NAME}_api.json ({len(api)} nodes)")
+
+
+if __name__ == "__main__":
+    main()
