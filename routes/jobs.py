@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import time
 import uuid
@@ -41,6 +42,7 @@ class Job:
     error: str | None = None
     created: float = field(default_factory=time.time)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    watcher: asyncio.Task[None] | None = None  # held here so the event loop does not drop the running task
 
     def describe(self) -> dict[str, Any]:
         """The job's state as JSON (the result's fields once it succeeded)."""
@@ -58,8 +60,11 @@ def inside(folder: str | Path, path: Path) -> bool:
     return path.resolve().is_relative_to(Path(folder).resolve())
 
 
-def _write_inputs(job_id: str, request: AvatarRequest) -> tuple[list[Path], dict[str, str]]:
-    """The request's media as files in input/longcat_avatar_api/, and the names LoadImage/LoadAudio take."""
+def _write_inputs(request: AvatarRequest) -> tuple[list[Path], dict[str, str]]:
+    """The request's media as files in input/longcat_avatar_api/, and the names LoadImage/LoadAudio take.
+
+    Names are the content's hash, so a repeated request reuses ComfyUI's cached results of unchanged nodes.
+    """
     root = Path(folder_paths.get_input_directory())
     folder = root / API_SUBFOLDER
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,7 +73,8 @@ def _write_inputs(job_id: str, request: AvatarRequest) -> tuple[list[Path], dict
         media.append(("audio", request.audio, request.audio_ext))
     paths, names = [], {}
     for role, data, extension in media:
-        path = folder / f"{job_id}-{role}{extension}"  # built from our uuid only, never from request data
+        digest = hashlib.sha256(data).hexdigest()[:32]  # 128 bits: no collisions between different uploads
+        path = folder / f"{role}-{digest}{extension}"  # built from the hash only, never from request data
         if not inside(root, path):  # pragma: no cover - the name has no separators
             raise PayloadError(400, "refusing to write outside ComfyUI's input folder")
         path.write_bytes(data)
@@ -105,19 +111,20 @@ async def _queue(job_id: str, prompt: dict[str, Any]) -> None:
 
 async def start_job(request: AvatarRequest) -> Job:
     """Write the inputs, queue the workflow and start watching it."""
+    _forget_old_jobs()
     job_id = str(uuid.uuid4())
-    paths, names = _write_inputs(job_id, request)
+    paths, names = _write_inputs(request)
+    job = JOBS[job_id] = Job(job_id, request, request.params.fps, paths)  # registered first: its files are in use
     try:
         prompt = build_prompt(job_id, request, names)
+        if job.fps is None:
+            job.fps = wf.read_value(prompt, "fps")
         await _queue(job_id, prompt)
     except BaseException:
+        JOBS.pop(job_id, None)
         _remove(paths)
         raise
-    fps = request.params.fps if request.params.fps is not None else wf.read_value(prompt, "fps")
-    job = Job(job_id, request, fps, paths)
-    _forget_old_jobs()
-    JOBS[job_id] = job
-    asyncio.get_running_loop().create_task(_watch(job))
+    job.watcher = asyncio.get_running_loop().create_task(_watch(job))
     return job
 
 
@@ -136,7 +143,7 @@ async def _watch(job: Job) -> None:
     except Exception as error:  # a watcher must always release its waiters
         job.status, job.error = "error", f"{type(error).__name__}: {error}"
     finally:
-        _remove(job.inputs)
+        _remove(job.inputs, finished=job)
         job.done.set()
 
 
@@ -166,9 +173,12 @@ def _finish(job: Job, entry: dict[str, Any]) -> None:
     }
 
 
-def _remove(paths: list[Path]) -> None:
+def _remove(paths: list[Path], finished: Job | None = None) -> None:
+    """Delete input files that no other unfinished job still reads."""
+    in_use = {p for job in JOBS.values() if job is not finished and not job.done.is_set() for p in job.inputs}
     for path in paths:
-        path.unlink(missing_ok=True)
+        if path not in in_use:
+            path.unlink(missing_ok=True)
 
 
 def _forget_old_jobs() -> None:
