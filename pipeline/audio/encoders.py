@@ -25,7 +25,7 @@ from transformers import (
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .encoder_config import infer_config
-from .encoder_files import WAV2VEC2, WHISPER, find_weight_file, load_encoder_state
+from .encoder_files import WAV2VEC2, WHISPER, detect_encoder_kind, find_weight_file, load_encoder_state, strip_prefix
 from .errors import AudioEncoderError
 from .types import ENCODER_KIND_TO_VERSION, VERSIONS, version_spec
 
@@ -206,8 +206,6 @@ def load_audio_encoder_from_state_dict(
     dtype: torch.dtype = torch.float32,
 ) -> AudioEncoder:
     """An AudioEncoder from an in-memory state dict in any supported naming (e.g. ComfyUI's AUDIO_ENCODER weights)."""
-    from .encoder_files import detect_encoder_kind, strip_prefix
-
     kind = detect_encoder_kind(state_dict)
     check_encoder_kind(kind, version, "the given state dict")
     state = {}

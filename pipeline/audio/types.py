@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import AudioEncoderError
+from .windows import gather_windows
 
 # Both encoders take 16 kHz mono speech (wav2vec2 and Whisper were trained at 16 kHz).
 ENCODER_SAMPLE_RATE = 16000
@@ -104,6 +105,4 @@ class AudioFeatures:
 
     def windows(self, start_frame: int, num_frames: int) -> torch.Tensor:
         """Per-frame windows `[streams, num_frames, 5, S, A]` for video frames start_frame .. start_frame+num_frames-1."""
-        from .windows import gather_windows
-
         return gather_windows(self.features, start_frame * self.stride, num_frames, self.stride)
