@@ -35,6 +35,12 @@ def _dit_dtype(model: nn.Module) -> torch.dtype:
     return torch.float32 if weight is None else weight.dtype
 
 
+def _dit_device(model: nn.Module) -> torch.device:
+    """Where the DiT's weights live; the latents are denoised there (the DiT moves its other inputs itself)."""
+    weight = next(model.parameters(), None)
+    return torch.device("cpu") if weight is None else weight.device
+
+
 @torch.no_grad()
 def denoise_first_segment(
     model: nn.Module,
@@ -46,10 +52,11 @@ def denoise_first_segment(
 ) -> torch.Tensor:
     """at2v (no image) or ai2v (latent frame 0 = the image, timestep 0, never updated) → latents [1, 16, T, h, w]."""
     hooks = hooks or SamplerHooks()
-    latents = noise.to(torch.float32).clone()
+    device = _dit_device(model)
+    latents = noise.to(device, torch.float32).clone()
     first = 0
     if image_latent is not None:
-        latents[:, :, :1] = image_latent.to(torch.float32)
+        latents[:, :, :1] = image_latent.to(device, torch.float32)
         first = 1
     frames = latents.shape[2]
     for i, t in enumerate(schedule.timesteps):
@@ -63,7 +70,7 @@ def denoise_first_segment(
             latents[:, :, first:], -velocity[:, :, first:], schedule.sigmas[i], schedule.sigmas[i + 1]
         )
         hooks.step(latents)
-    return latents
+    return latents.cpu()
 
 
 @torch.no_grad()
@@ -81,10 +88,10 @@ def denoise_continuation(
     """
     hooks = hooks or SamplerHooks()
     n_cond = cont.denoise_cond.shape[2]
-    dtype = _dit_dtype(model)
-    latents = noise.to(dtype).clone()  # the reference draws continuation noise in the DiT dtype
-    latents[:, :, :n_cond] = cont.denoise_cond.to(dtype)
-    latents = torch.cat([cont.ref_latent.to(torch.float32), latents.to(torch.float32)], dim=2)
+    dtype, device = _dit_dtype(model), _dit_device(model)
+    latents = noise.to(device, dtype).clone()  # the reference draws continuation noise in the DiT dtype
+    latents[:, :, :n_cond] = cont.denoise_cond.to(device, dtype)
+    latents = torch.cat([cont.ref_latent.to(device, torch.float32), latents.to(torch.float32)], dim=2)
     n_clean = n_cond + 1  # the reference latent counts as a conditioning latent in every DiT call
     clean, noisy = latents[:, :, :n_clean], latents[:, :, n_clean:]
     hooks.check()
@@ -111,4 +118,4 @@ def denoise_continuation(
         velocity = predict(model, noisy, t.expand(1, noisy.shape[2]).clone(), guidance, hooks, **extra)
         noisy = euler_step(noisy, -velocity, schedule.sigmas[i], schedule.sigmas[i + 1])
         hooks.step(noisy)
-    return torch.cat([cont.fresh_cond.to(torch.float32), noisy], dim=2)
+    return torch.cat([cont.fresh_cond.to(torch.float32), noisy.cpu()], dim=2)

@@ -103,3 +103,17 @@ def resolve_shift(version: str, scheduler_dir: str | Path | None = None, overrid
     if version not in DEFAULT_SHIFT:
         raise ValueError(f"unknown model version {version!r}; expected one of {sorted(DEFAULT_SHIFT)}")
     return DEFAULT_SHIFT[version]
+
+
+def find_scheduler_dir(dit_path: str | Path) -> Path | None:
+    """The official scheduler/ for a DiT in the official layout, or None (then the per-version default applies).
+
+    Avatar-1.5 ships its own `scheduler/` beside `base_model/`; Avatar v1.0 uses the sibling `LongCat-Video/scheduler/`.
+    """
+    path = Path(dit_path)
+    folder = path if path.is_dir() else path.parent
+    for repo in (folder.parent, folder):  # the DiT's subfolder (base_model/, avatar_single/) or the repo itself
+        for candidate in (repo / "scheduler", repo.parent / "LongCat-Video" / "scheduler"):
+            if (candidate / "scheduler_config.json").is_file():
+                return candidate
+    return None

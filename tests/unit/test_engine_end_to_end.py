@@ -22,7 +22,7 @@ from pipeline.checkpoints.dit_loader import load_dit
 from pipeline.portrait import prepare_portrait
 from pipeline.sampling.hooks import Interrupted, SamplerHooks
 from pipeline.sampling.sampler import GeneratedVideo, SamplerSettings, VideoConditioning, generate_video
-from pipeline.sampling.schedules import build_schedule
+from pipeline.sampling.schedules import build_schedule, find_scheduler_dir
 from pipeline.text.encoder import CachedTextEncoder
 from pipeline.text.prompt import DEFAULT_NEGATIVE_PROMPT
 from pipeline.vae.loader import load_wan_vae
@@ -97,14 +97,15 @@ def run(model, vae, version: str, cond: VideoConditioning, settings: SamplerSett
     ("version", "settings"),
     [
         # v1.5 as the demo runs it: the distilled 8-step schedule, no CFG, shift from Avatar-1.5's scheduler/.
-        ("v1.5", SamplerSettings(distilled=True, seed=7, scheduler_dir="LongCat-Video-Avatar-1.5/scheduler")),
+        ("v1.5", SamplerSettings(distilled=True, seed=7)),
         # v1.0 with 2-step CFG: continuation switches to the enhance_hf tail (11 steps), shift from LongCat-Video.
-        ("v1.0", SamplerSettings(steps=2, seed=7, scheduler_dir="LongCat-Video/scheduler")),
+        ("v1.0", SamplerSettings(steps=2, seed=7)),
     ],
 )
 def test_portrait_and_speech_to_frames(layout: OfficialLayout, speech: dict, engine, version: str, settings) -> None:
     """Frames at the native fps cover the speech exactly, over two segments; a seed reproduces them bit for bit."""
-    settings = replace(settings, scheduler_dir=layout.models_dir / "longcat" / settings.scheduler_dir)
+    dit_dir = layout.avatar_v10 / "avatar_single" if version == "v1.0" else layout.avatar_v15 / "base_model"
+    settings = replace(settings, scheduler_dir=find_scheduler_dir(dit_dir))
     model, vae, cond = engine(version)
     events: list = []
     video = run(model, vae, version, cond, settings, events)

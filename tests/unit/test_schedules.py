@@ -14,6 +14,7 @@ from pipeline.sampling.schedules import (
     build_schedule,
     enhance_hf_tail,
     euler_step,
+    find_scheduler_dir,
     resolve_shift,
     shifted_schedule,
 )
@@ -73,3 +74,19 @@ def test_euler_step_moves_along_the_velocity() -> None:
     out = euler_step(noise, -(x0 - noise), torch.tensor(1.0), torch.tensor(0.0))
     torch.testing.assert_close(out, x0)
     assert euler_step(noise.to(torch.bfloat16), noise, torch.tensor(1.0), torch.tensor(0.5)).dtype == torch.float32
+
+
+def test_scheduler_folder_of_the_official_layouts(tmp_path: Path) -> None:
+    """v1.5 reads its own scheduler/, v1.0 LongCat-Video's; a loose single file has none (per-version default)."""
+    longcat = tmp_path / "longcat"
+    for repo, shift in (("LongCat-Video-Avatar-1.5", 7.0), ("LongCat-Video", 12.0)):
+        (longcat / repo / "scheduler").mkdir(parents=True)
+        (longcat / repo / "scheduler" / "scheduler_config.json").write_text(json.dumps({"shift": shift}))
+    (longcat / "LongCat-Video-Avatar-1.5" / "base_model").mkdir()
+    (longcat / "LongCat-Video-Avatar" / "avatar_single").mkdir(parents=True)
+    v15 = find_scheduler_dir(longcat / "LongCat-Video-Avatar-1.5" / "base_model")
+    v10 = find_scheduler_dir(longcat / "LongCat-Video-Avatar" / "avatar_single")
+    assert v15 == longcat / "LongCat-Video-Avatar-1.5" / "scheduler" and resolve_shift("v1.5", v15) == 7.0
+    assert v10 == longcat / "LongCat-Video" / "scheduler" and resolve_shift("v1.0", v10) == 12.0
+    (tmp_path / "diffusion_models").mkdir()
+    assert find_scheduler_dir(tmp_path / "diffusion_models" / "avatar.safetensors") is None
