@@ -119,7 +119,9 @@ def parse_request(body: Any) -> AvatarRequest:
     if problems:
         raise PayloadError(422, "; ".join(problems))
     voice, wait = body.get("voice", "en-us"), body.get("wait", True)
-    if not isinstance(voice, str) or not re.fullmatch(r"[A-Za-z0-9_+/-]{1,40}", voice):  # espeak-ng voice names
+    if not isinstance(voice, str) or not re.fullmatch(
+        r"[A-Za-z0-9][A-Za-z0-9_+/-]{0,39}", voice
+    ):  # espeak-ng voice names
         raise PayloadError(422, f"'voice' must be an espeak-ng voice name like en-us or de+f3, got {voice!r}")
     if not isinstance(wait, bool):
         raise PayloadError(422, f"'wait' must be true or false, got {wait!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import uuid
@@ -153,5 +154,7 @@ def _reason(error: BaseException) -> str:
     """A short reason for a connection failure."""
     if isinstance(error, asyncio.TimeoutError):
         return f"no answer within {CONNECT_TIMEOUT_S}s"
-    text = str(error) or type(error).__name__
-    return "connection refused" if "refused" in text.lower() or "Errno 111" in text else text
+    cause = getattr(error, "os_error", None) or error
+    if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
+        return "connection refused: nothing listens there"
+    return str(error) or type(error).__name__
