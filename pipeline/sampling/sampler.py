@@ -152,6 +152,8 @@ def _validate(version: str, cond: VideoConditioning) -> None:
     latent, grid = cond.image_latent, (cond.height // VAE_SPATIAL, cond.width // VAE_SPATIAL)
     if latent is not None and tuple(latent.shape[-2:]) != grid:
         raise ValueError(f"the portrait latent is {tuple(latent.shape[-2:])}, expected {grid}")
+    if cond.audio.speaker_masks is not None and cond.image is None and cond.image_latent is None:
+        raise ValueError("multi-speaker generation needs a portrait: the speaker masks refer to the image (ai2v only)")
     if cond.audio.num_streams > 1 and cond.audio.speaker_masks is None:
         raise ValueError("two or more audio streams need speaker masks (which region of the image is which person)")
 

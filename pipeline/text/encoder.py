@@ -10,7 +10,7 @@ import torch
 
 from .cache import EmbeddingCache, source_fingerprint
 from .prompt import MAX_TEXT_TOKENS, clean_prompt
-from .umt5_loader import LoadedTextEncoder, load_text_encoder
+from .umt5_loader import LoadedTextEncoder, TextEncoderFormatError, load_text_encoder, resolve_folders
 
 
 @dataclass
@@ -43,6 +43,17 @@ def encode_prompts(
     ]
 
 
+def _identity(source: Path, tokenizer_dir: Path | None) -> str:
+    """Fingerprint of exactly the files the encoder is built from (not a whole LongCat-Video folder with its DiT)."""
+    if source.is_dir():
+        try:
+            encoder_dir, found_tokenizer = resolve_folders(source)
+        except TextEncoderFormatError:
+            return source_fingerprint(source, tokenizer_dir)
+        return source_fingerprint(encoder_dir, tokenizer_dir or found_tokenizer)
+    return source_fingerprint(source, tokenizer_dir)
+
+
 class CachedTextEncoder:
     """Encodes prompts, loading the (large) encoder only when a prompt is not in the cache yet."""
 
@@ -59,7 +70,7 @@ class CachedTextEncoder:
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
         self.dtype, self.device, self._loader = dtype, device, loader
         self.cache = EmbeddingCache(cache_dir) if cache_dir else None
-        self.identity = source_fingerprint(self.source, self.tokenizer_dir) + f"|{dtype}"
+        self.identity = _identity(self.source, self.tokenizer_dir) + f"|{dtype}"
         self._encoder: LoadedTextEncoder | None = None
         self.load_count = 0
 

@@ -187,3 +187,22 @@ def test_generate_video_orchestration(version: str) -> None:
         window = gather_windows(features, 80 * segment * stride, 93, stride)
         torch.testing.assert_close(cache["audio"], window)
         assert cache["ref_img_index"] == 10 and cache["num_cond_latents"] == 5 and cache["num_ref_latents"] == 1
+
+
+def test_inputs_that_do_not_fit_together_are_refused() -> None:
+    """Version mismatch, sizes not multiple of 16, two streams without masks, masks without a portrait."""
+    text = TextEmbedding(torch.ones(1, 1, 3, 4), torch.ones(1, 3, dtype=torch.int64))
+    audio = AudioFeatures(torch.zeros(1, 100, 2, 3), "v1.5", 25, 1, 4.0, 1, 3.0)
+    two = AudioFeatures(torch.zeros(2, 100, 2, 3), "v1.5", 25, 1, 4.0, 2, 3.0)
+    masked = replace(two, speaker_masks=torch.ones(3, 40, 40))
+    image = torch.zeros(1, 3, 1, 32, 32)
+    cases = [
+        (VideoConditioning(text, text, audio, 32, 32, image), "v1.0", "made for v1.5"),
+        (VideoConditioning(text, text, audio, 40, 32, None), "v1.5", "multiples of 16"),
+        (VideoConditioning(text, text, audio, 32, 48, image), "v1.5", "portrait is"),
+        (VideoConditioning(text, text, two, 32, 32, image), "v1.5", "speaker masks"),
+        (VideoConditioning(text, text, masked, 32, 32, None), "v1.5", "needs a portrait"),
+    ]
+    for cond, version, message in cases:
+        with pytest.raises(ValueError, match=message):
+            generate_video(FakeDiT(), FakeVAE(), version, cond, SamplerSettings())

@@ -103,5 +103,7 @@ def test_cache_avoids_loading_the_encoder(tiny: TinyTextEncoder, tmp_path: Path)
     assert torch.equal(again.mask, reference.mask)
     with pytest.raises(AssertionError, match="was loaded"):
         second.encode("another prompt")
+    same = CachedTextEncoder(tiny.text_encoder_dir, tmp_path / "cache", dtype=torch.float32)
+    assert same.identity == first.identity  # the root and its text_encoder/ folder are the same encoder
     other = write_comfy_umt5_file(tiny, tmp_path / "other.safetensors", fp8_scaled=True)
     assert CachedTextEncoder(other, tmp_path / "cache", dtype=torch.float32).identity != first.identity
