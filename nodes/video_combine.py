@@ -12,7 +12,7 @@ from comfy.cli_args import args
 from comfy_api.latest import InputImpl, io, ui
 
 from ..pipeline.video.audio_fit import AudioMuxError, audio_dict_to_array, fit_to_duration, to_aac_rate
-from ..pipeline.video.framerate import FRAME_RATE_MODES, convert_frame_rate
+from ..pipeline.video.framerate import FRAME_RATE_MODES, convert_frame_rate, fit_to_audio_count
 from ..pipeline.video.mux import Mp4Settings, claim_unique_path, write_mp4
 from .types import CATEGORY
 
@@ -107,15 +107,18 @@ class VideoCombine(io.ComfyNode):
         """Convert the frame rate, fit the audio, write a new MP4 and preview it."""
         if images is None or images.dim() != 4 or images.shape[0] == 0:
             raise ValueError("LongCat Avatar Video Combine: 'images' holds no frame.")
-        frames = convert_frame_rate(images, source_fps or frame_rate, frame_rate, frame_rate_conversion)
-        duration = frames.shape[0] / frame_rate
-        soundtrack = None
+        source = source_fps or frame_rate
+        samples, rate = None, 0
         if audio is not None:
             try:
                 samples, rate = to_aac_rate(*audio_dict_to_array(audio))
             except AudioMuxError as error:
                 raise ValueError(f"LongCat Avatar Video Combine: {error}") from error
-            soundtrack = (fit_to_duration(samples, rate, duration), rate)
+        audio_s = None if samples is None else samples.shape[1] / rate
+        count = fit_to_audio_count(images.shape[0], source, frame_rate, audio_s)
+        frames = convert_frame_rate(images, source, frame_rate, frame_rate_conversion, count)
+        duration = frames.shape[0] / frame_rate
+        soundtrack = None if samples is None else (fit_to_duration(samples, rate, duration), rate)
         output_dir = folder_paths.get_output_directory()
         folder, stem, counter, subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, output_dir, frames.shape[2], frames.shape[1]

@@ -24,38 +24,64 @@ def output_frame_count(num_frames: int, source_fps: float, target_fps: float) ->
     return max(1, round(num_frames * target_fps / source_fps))
 
 
-def source_positions(num_frames: int, source_fps: float, target_fps: float) -> torch.Tensor:
-    """Fractional source-frame position (in source frame units) at the centre of every output frame."""
-    count = output_frame_count(num_frames, source_fps, target_fps)
+def source_positions(num_frames: int, source_fps: float, target_fps: float, count: int | None = None) -> torch.Tensor:
+    """Fractional source-frame position (in source frame units) at the centre of every output frame.
+
+    `count` output frames (default: the duration-keeping count); frames past the source's end repeat its last one.
+    """
+    count = output_frame_count(num_frames, source_fps, target_fps) if count is None else count
     centres = (torch.arange(count, dtype=torch.float64) + 0.5) / target_fps  # seconds
     # Source frame i is centred at (i + 0.5) / source_fps, so position p means "between frames floor(p), ceil(p)".
     return (centres * source_fps - 0.5).clamp(0.0, max(num_frames - 1, 0))
 
 
-def nearest_indices(num_frames: int, source_fps: float, target_fps: float) -> torch.Tensor:
+def nearest_indices(num_frames: int, source_fps: float, target_fps: float, count: int | None = None) -> torch.Tensor:
     """Index of the source frame shown at the centre of every output frame."""
-    positions = source_positions(num_frames, source_fps, target_fps)
+    positions = source_positions(num_frames, source_fps, target_fps, count)
     return torch.floor(positions + 0.5).long().clamp(0, max(num_frames - 1, 0))
 
 
 def convert_frame_rate(
-    frames: torch.Tensor, source_fps: float, target_fps: float, mode: FrameRateMode = "nearest"
+    frames: torch.Tensor,
+    source_fps: float,
+    target_fps: float,
+    mode: FrameRateMode = "nearest",
+    count: int | None = None,
 ) -> torch.Tensor:
-    """Resample frames [N, H, W, C] from source_fps to target_fps (same duration); identity when the rates match."""
+    """Resample frames [N, H, W, C] from source_fps to target_fps on the same clock (frame k at time k / fps).
+
+    By default the duration is kept; `count` asks for exactly that many output frames (e.g. to end with the audio).
+    """
     if mode not in FRAME_RATE_MODES:
         raise ValueError(f"unknown frame-rate mode {mode!r}; use one of {FRAME_RATE_MODES}")
     _check_rates(source_fps, target_fps)
     num_frames = int(frames.shape[0])
-    if num_frames == 0 or math.isclose(source_fps, target_fps, rel_tol=0, abs_tol=1e-9):
+    if num_frames == 0:
         return frames
-    if mode == "nearest":
-        return frames[nearest_indices(num_frames, source_fps, target_fps).to(frames.device)]
-    positions = source_positions(num_frames, source_fps, target_fps)
+    same_rate = math.isclose(source_fps, target_fps, rel_tol=0, abs_tol=1e-9)
+    if same_rate and count in (None, num_frames):
+        return frames
+    if mode == "nearest" or same_rate:
+        return frames[nearest_indices(num_frames, source_fps, target_fps, count).to(frames.device)]
+    positions = source_positions(num_frames, source_fps, target_fps, count)
     low = torch.floor(positions).long()
     high = (low + 1).clamp(max=num_frames - 1)
     weight = (positions - low.double()).to(frames.dtype).to(frames.device).view(-1, *([1] * (frames.dim() - 1)))
     low, high = low.to(frames.device), high.to(frames.device)
     return frames[low] * (1 - weight) + frames[high] * weight
+
+
+def fit_to_audio_count(num_frames: int, source_fps: float, target_fps: float, audio_s: float | None) -> int:
+    """Output frame count: the audio's duration when the frames were made for it, else the frames' own duration.
+
+    The sampler covers the audio with whole native frames, so its video outlasts the audio by less than one native
+    frame; ending the output with the audio (instead of that fraction) keeps frame count = audio duration x fps.
+    Frames that differ from the audio by more than a native frame keep their own duration.
+    """
+    own = output_frame_count(num_frames, source_fps, target_fps)
+    if audio_s is None or abs(num_frames / source_fps - audio_s) > 1 / source_fps:
+        return own
+    return max(1, round(audio_s * target_fps))
 
 
 def _check_rates(source_fps: float, target_fps: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.video.framerate import convert_frame_rate, nearest_indices, output_frame_count
+from pipeline.video.framerate import convert_frame_rate, fit_to_audio_count, nearest_indices, output_frame_count
 
 
 def _indexed_frames(count: int) -> torch.Tensor:
@@ -58,3 +58,16 @@ def test_bad_rates_and_modes_are_refused() -> None:
     with pytest.raises(ValueError, match="mode"):
         convert_frame_rate(frames, 16, 25, "cubic")  # type: ignore[arg-type]
     assert output_frame_count(0, 16, 25) == 0
+
+
+def test_output_ends_with_the_audio_it_was_made_for() -> None:
+    # 5.5168 s of speech -> the sampler makes ceil(5.5168 * 16) = 89 frames (5.5625 s) at 16 fps
+    assert output_frame_count(89, 16, 25) == 139  # the frames' own duration would give 139 frames at 25 fps
+    assert fit_to_audio_count(89, 16, 25, 5.5168) == 138  # ... but the video ends with the audio: round(137.9)
+    assert fit_to_audio_count(89, 16, 25, None) == 139
+    assert fit_to_audio_count(89, 16, 25, 3.0) == 139  # unrelated audio (2.5 s shorter): the frames keep their length
+    converted = convert_frame_rate(_indexed_frames(89), 16, 25, "nearest", count=138)
+    assert converted.shape[0] == 138 and converted[-1, 0, 0, 0] == 88  # the last output frame shows frame 88
+    assert torch.equal(
+        convert_frame_rate(_indexed_frames(10), 25, 25, count=12)[:, 0, 0, 0].long(), torch.tensor([*range(10), 9, 9])
+    )
