@@ -16,9 +16,19 @@ MAX_CLASSES_NEAR_BACKGROUND = 3
 
 
 def token_masks(ref_target_masks: torch.Tensor, grid_hw: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-    """Pixel masks [K, H_px, W_px] -> nearest-resized to the token grid, > 0, flattened: [K, N_h * N_w] (0/1)."""
-    masks = F.interpolate(ref_target_masks[None].float(), size=grid_hw, mode="nearest")[0]
-    return (masks > 0).flatten(1).to(dtype)
+    """Pixel masks [K, H_px, W_px] -> nearest-resized to the token grid, > 0, flattened: [K, N_h * N_w] (0/1).
+
+    The two speaker masks (classes 0 and 1) must cover at least one token, else routing is undefined (NaN).
+    """
+    if ref_target_masks.dim() != 3 or ref_target_masks.shape[0] < 2:
+        raise ValueError(
+            f"ref_target_masks must be [K >= 2, H, W] (speaker 1, speaker 2, ...), got {list(ref_target_masks.shape)}"
+        )
+    masks = (F.interpolate(ref_target_masks[None].float(), size=grid_hw, mode="nearest")[0] > 0).flatten(1)
+    empty = [k + 1 for k in range(2) if not masks[k].any()]
+    if empty:
+        raise ValueError(f"speaker mask(s) {empty} cover no latent token at grid {grid_hw}; enlarge the region")
+    return masks.to(dtype)
 
 
 def reference_attention_map(q_noise: torch.Tensor, k_ref: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -39,8 +49,9 @@ def reference_attention_map(q_noise: torch.Tensor, k_ref: torch.Tensor, masks: t
     for group in range(MAP_HEAD_GROUPS):
         sl = slice(group * per_group, (group + 1) * per_group)
         probs = ((q_noise[0, sl] * dim**-0.5) @ k_ref[0, sl].to(dtype).transpose(-1, -2)).softmax(-1)
-        # [K, h, S] -> mean over the group's heads; a class with an empty mask would divide by zero.
-        weighted = torch.einsum("hsr,kr->khs", probs, masks) / masks.sum(-1).clamp(min=1)[:, None, None]
+        # [K, h, S] -> mean over the group's heads. As in the reference, a class whose mask covers no token gives
+        # 0/0 = NaN; argmax then picks that class (>= 2: background) for every token.
+        weighted = torch.einsum("hsr,kr->khs", probs, masks) / masks.sum(-1)[:, None, None]
         total = total + weighted.mean(1)
     return total / MAP_HEAD_GROUPS
 

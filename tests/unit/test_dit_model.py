@@ -200,3 +200,16 @@ def test_odd_latent_size_is_padded() -> None:
     with torch.no_grad():
         out = model(**inputs)
     assert out.shape == (1, 16, 2, 7, 11) and torch.isfinite(out).all()
+
+
+def test_empty_mask_classes() -> None:
+    """An empty extra class (>= 2) sends every query to the background (reference NaN argmax); empty speakers fail."""
+    ref_map = torch.tensor([[0.9, 0.1, 0.5], [0.05, 0.8, 0.1], [float("nan")] * 3])
+    assert query_positions(ref_map, 24, 4).tolist() == [12.0, 12.0, 12.0]
+    model = tiny_model(seed=18)
+    inputs = tiny_inputs(model.config, frames=3, audio_batch=2)
+    masks = torch.zeros(3, 64, 96)
+    masks[0, :, :40] = 1
+    masks[1, 20:30, 90:] = 1  # between the nearest-neighbour sample points of the 4 x 6 token grid
+    with torch.no_grad(), pytest.raises(ValueError, match=r"speaker mask\(s\) \[2\] cover no latent token"):
+        model(**inputs, num_cond_latents=1, ref_target_masks=masks)
