@@ -136,11 +136,11 @@ def model_dtype(model: nn.Module) -> torch.dtype:
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
-def _check_shape(entry: LoRAEntry, layer: nn.Module) -> None:
+def _check_shape(entry: LoRAEntry, layer: nn.Module, path: str | Path) -> None:
     out_rows = sum(up.shape[0] for up in entry.ups)
     if (out_rows, entry.down.shape[1]) != (layer.out_features, layer.in_features):
         raise CheckpointError(
-            f"LoRA for {entry.module} is [{out_rows}, {entry.down.shape[1]}] but the layer is "
+            f"{path}: LoRA for {entry.module} is [{out_rows}, {entry.down.shape[1]}] but the layer is "
             f"[{layer.out_features}, {layer.in_features}]; the LoRA belongs to another model"
         )
 
@@ -158,7 +158,7 @@ def apply_lora(model: nn.Module, path: str | Path, strength: float = 1.0, merge:
         if not hasattr(layer, "in_features"):
             info.skipped.append(entry.module)
             continue
-        _check_shape(entry, layer)
+        _check_shape(entry, layer, path)
         info.modules.append(entry.module)
         info.rank, info.alpha_scales = entry.rank, sorted({*info.alpha_scales, entry.alpha_scale})
         if merge and not isinstance(layer, Int8Linear):
