@@ -180,7 +180,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.selftest:
         from .selftest import run_selftest
 
-        report["selftest"] = run_selftest(find_comfyui(args.comfyui), keep=args.keep)
+        report["selftest"] = run_selftest(find_comfyui(args.comfyui), keep=args.keep, quiet=args.json)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
