@@ -147,6 +147,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return EXIT_INVALID if invalid else EXIT_OK
 
     def start(job: batch_files.Job) -> ProgressBar | None:
+        """Announce a job and give it its own progress bar."""
         print(f"job {job.number}/{len(jobs)}: {job.image} + {job.audio} -> {job.output}", flush=True)
         return None if args.quiet else ProgressBar(label=f"[{job.number}] ")
 

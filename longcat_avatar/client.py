@@ -134,6 +134,7 @@ class AvatarGenerator:
         """The server's /system_stats; raises ServerUnavailableError saying how to start ComfyUI."""
 
         async def check() -> dict[str, Any]:
+            """One /system_stats request."""
             async with ComfyConnection(self.server_url) as connection:
                 return await connection.check()
 
