@@ -107,14 +107,19 @@ def api_workflow(name: str) -> dict[str, Any]:
     return json.loads((WORKFLOW_DIR / f"{name}_api.json").read_text())
 
 
+def _id_order(key: str) -> tuple[bool, int, str]:
+    """Numeric node ids in numeric order, then any others (e.g. added probes) by name."""
+    return (not key.isdigit(), int(key) if key.isdigit() else 0, key)
+
+
 def nodes_of(prompt: dict[str, Any], class_type: str) -> list[dict[str, Any]]:
     """The nodes of a prompt with this class_type, in node-id order."""
-    return [prompt[k] for k in sorted(prompt, key=int) if prompt[k]["class_type"] == class_type]
+    return [prompt[k] for k in sorted(prompt, key=_id_order) if prompt[k]["class_type"] == class_type]
 
 
 def node_id(prompt: dict[str, Any], class_type: str) -> str:
     """The id of the (first) node with this class_type."""
-    return next(k for k in sorted(prompt, key=int) if prompt[k]["class_type"] == class_type)
+    return next(k for k in sorted(prompt, key=_id_order) if prompt[k]["class_type"] == class_type)
 
 
 def fill_workflow(
