@@ -91,8 +91,8 @@ def test_cli_batch_keeps_going_past_bad_jobs(server: ComfyServer, tmp_path: Path
             [
                 {**job, "output": "out/first.mp4"},
                 {**job, "output": "out/invalid.mp4", "numInferenceSteps": 500},
+                {**job, "output": "out/16fps.mp4", "fps": 16},  # ComfyUI's cache: only Video Combine runs again
                 {**job, "output": "out/failing.mp4", "audio": str(broken)},
-                {**job, "output": "out/16fps.mp4", "fps": 16},
             ]
         )
     )
@@ -100,8 +100,8 @@ def test_cli_batch_keeps_going_past_bad_jobs(server: ComfyServer, tmp_path: Path
     assert result.returncode == 1, result.stdout + result.stderr
     assert "job 2 is invalid: steps must be between 1 and 100, got 500" in result.stderr
     summary = result.stdout[result.stdout.index("Batch summary:") :]
-    assert "job 1: ok" in summary and "job 2: invalid" in summary and "job 4: ok" in summary
-    assert "job 3: failed" in summary and "LoadAudio" in summary
+    assert "job 1: ok" in summary and "job 2: invalid" in summary and "job 3: ok" in summary
+    assert "job 4: failed" in summary and "LoadAudio" in summary
     assert "2 ok, 1 failed, 1 invalid" in summary
     speech_s = wav_duration(EXAMPLES / "speech.wav")
     assert_talking_video(tmp_path / "out" / "first.mp4", speech_s, 25.0)
