@@ -154,6 +154,8 @@ class AvatarGenerator:
     ) -> GenerationResult:
         """The asynchronous generation (for callers that already run an event loop)."""
         problems = validate(params)
+        if inputs.audio is None and not (inputs.speech_text or "").strip():
+            problems.append("give an audio file or a non-empty text to speak")
         if problems:
             raise InvalidParametersError(problems)
         params = params.with_seed()

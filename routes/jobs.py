@@ -153,8 +153,11 @@ def _finish(job: Job, entry: dict[str, Any]) -> None:
     if status.get("status_str") != "success":
         messages = [data for kind, data in status.get("messages", []) if kind.startswith("execution_")]
         failure = next((m for m in messages if "exception_message" in m), None)
-        detail = f"{failure.get('node_type')}: {failure.get('exception_message')}" if failure else "interrupted"
-        job.status, job.error = "error", f"the generation failed in {detail}".strip()
+        if failure is None:
+            job.status, job.error = "error", "the generation was interrupted on the server"
+        else:
+            reason = f"{failure.get('node_type')}: {failure.get('exception_message')}"
+            job.status, job.error = "error", f"the generation failed in {reason}"
         return
     item = find_video(entry)
     output_root = Path(folder_paths.get_output_directory())

@@ -140,3 +140,13 @@ def test_what_the_server_cannot_run_answers_503(server: ComfyServer) -> None:
     reason = missing.json()["error"]
     assert "whisper-large-v3" in reason and "https://huggingface.co/meituan-longcat/LongCat-Video-Avatar-1.5" in reason
     assert _files(server.base_dir) == before
+
+
+def test_a_failing_generation_answers_500_with_the_node(server: ComfyServer) -> None:
+    broken = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4  # looks like a WAV, decodes to nothing
+    before = _files(server.base_dir)
+    response = _post(server, {**VALID, "audio": base64.b64encode(broken).decode()})
+    assert response.status_code == 500
+    answer = response.json()
+    assert answer["status"] == "error" and answer["error"].startswith("the generation failed in LoadAudio")
+    assert _files(server.base_dir) == before  # its input files are removed too

@@ -116,3 +116,11 @@ def test_batch_check_reports_invalid_jobs(tmp_path: Path) -> None:
     assert "job 1 is invalid" in result.stderr and "steps must be between 1 and 100, got 101" in result.stderr
     strict = cli("batch", "--config", str(config), "--strict", "--server", f"http://127.0.0.1:{free_port()}")
     assert strict.returncode == 2  # --strict: nothing runs when a job is invalid
+
+
+def test_client_needs_audio_or_text(tmp_path: Path) -> None:
+    from longcat_avatar import AvatarGenerator, InvalidParametersError
+
+    generator = AvatarGenerator(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(InvalidParametersError, match="non-empty text to speak"):
+        generator.speak(EXAMPLES / "portrait.png", "   ", tmp_path / "o.mp4")
