@@ -47,23 +47,6 @@ class Mode:
     note: str
 
 
-class PortraitCodec:
-    """The VAE, except that the portrait's pixels map to the latent Portrait Encode already computed."""
-
-    def __init__(self, vae: Any, portrait: PortraitPayload) -> None:
-        self.vae, self.portrait = vae, portrait
-
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Normalised latents of pixels [1, 3, F, H, W] (the cached portrait latent for the portrait itself)."""
-        if pixels is self.portrait.pixels and self.portrait.latent is not None:
-            return self.portrait.latent.clone()
-        return self.vae.encode(pixels)
-
-    def decode(self, latents: torch.Tensor, tiled: bool = False) -> torch.Tensor:
-        """Pixels of normalised latents."""
-        return self.vae.decode(latents, tiled=tiled)
-
-
 def scheduler_dir(version: str) -> Path | None:
     """The official scheduler/ folder of this version, when the layout is present (its shift is used)."""
     for root in mf.longcat_roots():
@@ -248,15 +231,14 @@ class AvatarSampler(io.ComfyNode):
             audio=features,
             height=portrait.height,
             width=portrait.width,
-            image=portrait.pixels,
+            image=portrait.portrait.pixels,
+            image_latent=portrait.portrait.latent,
         )
         log.info("LongCat Avatar Sampler: %s; model %s", mode.note, model.describe())
         progress = NodeProgress(total=mode.steps)
         hooks = SamplerHooks(progress=progress, should_stop=progress.should_stop)
         with cancellable(Interrupted), torch.inference_mode():
-            result = generate_video(
-                model.loaded.model, PortraitCodec(vae.model, portrait), model.version, conditioning, settings, hooks
-            )
+            result = generate_video(model.loaded.model, vae.model, model.version, conditioning, settings, hooks)
         info = report(model, mode, result, settings, portrait)
         log.info("LongCat Avatar Sampler: %s", info)
         return io.NodeOutput(VideoPayload(result, vae, info), info, ui=ui.PreviewText(info))

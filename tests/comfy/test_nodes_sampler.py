@@ -123,9 +123,9 @@ def test_sampler_node_latents_equal_a_direct_engine_call(server: ComfyServer, se
         text=TextEmbedding(text["value.positive.embeds"], text["value.positive.mask"]),
         negative=TextEmbedding(text["value.negative.embeds"], text["value.negative.mask"]),
         audio=features,
-        height=portrait["value.pixels"].shape[-2],
-        width=portrait["value.pixels"].shape[-1],
-        image=portrait["value.pixels"],
+        height=portrait["value.portrait.pixels"].shape[-2],
+        width=portrait["value.portrait.pixels"].shape[-1],
+        image=portrait["value.portrait.pixels"],  # the engine encodes it; the node passed Portrait Encode's latent
     )
     settings = SamplerSettings(
         steps=8, text_guidance=1.0, audio_guidance=1.0, seed=42, distilled=True, scheduler_dir=v15 / "scheduler"
@@ -139,3 +139,55 @@ def test_sampler_node_latents_equal_a_direct_engine_call(server: ComfyServer, se
         (video["value.result.frames"].float() - direct.frames.float()).abs().max() <= 1
     )
     assert video_scalars["value.result.fps"] == 25
+
+
+@pytest.mark.parametrize(
+    ("resolution", "size", "expected"),
+    [("480p", (512, 512), (736, 544)), ("720p", (512, 512), (1120, 832)), ("512x512", (64, 64), (512, 512)),
+     ("custom", (64, 96), (96, 64))],
+)  # fmt: skip
+def test_portrait_encode_sizes(server: ComfyServer, files, resolution: str, size, expected) -> None:
+    """The 120x160 portrait (h/w 1.33) lands in the reference's nearest bucket, the default square, or custom."""
+    prompt = {
+        "1": {"class_type": "LongCatAvatarVAELoader", "inputs": {"vae": "longcat/LongCat-Video/vae", "dtype": "fp32"}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": files["image"]}},
+        "3": {
+            "class_type": "LongCatAvatarPortraitEncode",
+            "inputs": {
+                "vae": ["1", 0],
+                "image": ["2", 0],
+                "resolution": resolution,
+                "width": size[0],
+                "height": size[1],
+            },
+        },
+        "4": probe_node("3", 0, f"portrait_{resolution}"),
+        "5": probe_node("3", 1, f"cropped_{resolution}"),
+    }
+    run_ok(server, prompt)
+    portrait, scalars = read_probe(server.output_dir, f"portrait_{resolution}")
+    cropped = read_probe(server.output_dir, f"cropped_{resolution}")[0]["value"]
+    height, width = expected
+    assert (scalars["value.source_height"], scalars["value.source_width"]) == (160, 120)
+    assert portrait["value.portrait.pixels"].shape == (1, 3, 1, height, width)
+    assert portrait["value.portrait.latent"].shape == (1, 16, 1, height // 8, width // 8)
+    assert cropped.shape == (1, height, width, 3)
+    assert torch.allclose(cropped, (portrait["value.portrait.pixels"][:, :, 0].movedim(1, -1) + 1) / 2, atol=1e-6)
+    centre = cropped[0, height // 2 - 2 : height // 2 + 2, width // 2 - 2 : width // 2 + 2].mean(dim=(0, 1))
+    assert centre[0] > centre[2]  # the skin-coloured face sits in the middle of the crop, not the blue background
+
+
+def test_portrait_encode_refuses_sizes_that_are_not_multiples_of_16(server: ComfyServer, files) -> None:
+    prompt = {
+        "1": {"class_type": "LongCatAvatarVAELoader", "inputs": {"vae": "longcat/LongCat-Video/vae", "dtype": "fp32"}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": files["image"]}},
+        "3": {
+            "class_type": "LongCatAvatarPortraitEncode",
+            "inputs": {"vae": ["1", 0], "image": ["2", 0], "resolution": "custom", "width": 100, "height": 96},
+        },
+        "4": probe_node("3", 0, "portrait_bad"),
+    }
+    run = server.run(prompt, timeout=300)
+    error = next(data for kind, data in run.history["status"]["messages"] if kind == "execution_error")
+    assert error["node_type"] == "LongCatAvatarPortraitEncode"
+    assert "multiples of 16, got 100x96" in error["exception_message"]
