@@ -184,7 +184,54 @@ class LongCatTestProbe:
         return {"ui": {"probe": [name]}}
 
 
-NODE_CLASS_MAPPINGS = {"LongCatTestProbe": LongCatTestProbe}
+class LongCatTestTinyWanClip:
+    """ComfyUI's own Wan text-encoder classes (SDClipModel + T5 + WanT5Tokenizer) at a tiny size, from a single file."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"file": ("STRING", {}), "hf_config": ("STRING", {})}}
+
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load"
+    CATEGORY = "testing"
+
+    def load(self, file, hf_config):
+        import comfy.sd, comfy.sd1_clip, comfy.text_encoders.t5, comfy.text_encoders.wan, comfy.utils
+
+        hf = json.load(open(hf_config))
+        keys = ("d_ff", "d_kv", "d_model", "num_heads", "num_layers", "vocab_size", "relative_attention_num_buckets")
+        config = {key: hf[key] for key in keys}
+        config.update(dense_act_fn="gelu_pytorch_tanh", is_gated_act=True, model_type="umt5")
+        config_path = os.path.join(folder_paths.get_temp_directory(), "tiny_umt5_config.json")
+        os.makedirs(os.path.dirname(config_path), exist_ok=True)
+        json.dump(config, open(config_path, "w"))
+
+        class TinyUMT5(comfy.sd1_clip.SDClipModel):
+            def __init__(self, device="cpu", layer="last", layer_idx=None, dtype=None, model_options={}):
+                super().__init__(device=device, layer=layer, layer_idx=layer_idx, textmodel_json_config=config_path,
+                                 dtype=dtype, special_tokens={"end": 1, "pad": 0},
+                                 model_class=comfy.text_encoders.t5.T5, enable_attention_masks=True,
+                                 zero_out_masked=True, model_options=model_options)
+
+        class TinyWan(comfy.sd1_clip.SD1ClipModel):
+            def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+                super().__init__(device=device, dtype=dtype, model_options=model_options, name="umt5xxl",
+                                 clip_model=TinyUMT5, **kwargs)
+
+        class Target:
+            params = {}
+            clip = TinyWan
+            tokenizer = comfy.text_encoders.wan.WanT5Tokenizer
+
+        state = comfy.utils.load_torch_file(file, safe_load=True)
+        clip = comfy.sd.CLIP(Target, tokenizer_data={"spiece_model": state.pop("spiece_model")},
+                             model_options={"dtype": torch.float32})
+        missing, unexpected = clip.load_sd(state)
+        assert not [k for k in missing if "embed_tokens" not in k], missing
+        return (clip,)
+
+
+NODE_CLASS_MAPPINGS = {"LongCatTestProbe": LongCatTestProbe, "LongCatTestTinyWanClip": LongCatTestTinyWanClip}
 '''
 
 

@@ -1,5 +1,6 @@
 """The avatar nodes on a real ComfyUI server with tiny models: the sampler node computes exactly what a direct engine
-call computes, seeds reproduce, distilled mode says what it overrides, one progress bar counts every step."""
+call computes, seeds reproduce, distilled mode says what it overrides, one progress bar counts every step; Portrait
+Encode sizes; Text Encode gives the same embeddings from our encoder, a ComfyUI single file and ComfyUI's CLIP."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from support.avatar_graph import (
     read_probe,
 )
 from support.comfy_server import ComfyServer, remove_base_dir
+from support.tiny_models import TinyTextEncoder, write_comfy_umt5_file
 
 pytestmark = [pytest.mark.comfy, pytest.mark.slow]
 
@@ -191,3 +193,56 @@ def test_portrait_encode_refuses_sizes_that_are_not_multiples_of_16(server: Comf
     error = next(data for kind, data in run.history["status"]["messages"] if kind == "execution_error")
     assert error["node_type"] == "LongCatAvatarPortraitEncode"
     assert "multiples of 16, got 100x96" in error["exception_message"]
+
+
+TEXT = "A smiling woman talks about the weather, &amp; waves   her hand."
+LONG_TEXT = " ".join(["Blurry, static, overexposed, distorted face, extra fingers, subtitles."] * 40)  # > 512 tokens
+
+
+def _text_prompt(source: dict, tag: str) -> dict:
+    """Loader (or CLIP) -> Text Encode -> probe."""
+    link = "clip" if source["class_type"] == "LongCatTestTinyWanClip" else "text_encoder"
+    encode = {"prompt": TEXT, "negative_prompt": LONG_TEXT, link: ["1", 0]}
+    return {"1": source, "2": {"class_type": "LongCatAvatarTextEncode", "inputs": encode}, "3": probe_node("2", 0, tag)}
+
+
+def test_text_encode_is_the_same_from_folder_single_file_and_comfyui_clip(server: ComfyServer) -> None:
+    base = server.models_dir / "longcat" / "LongCat-Video"
+    spiece = (base / "tokenizer" / "spiece.model").read_bytes()
+    tiny = TinyTextEncoder(base / "text_encoder", base / "tokenizer", spiece)
+    folder = server.models_dir / "text_encoders"
+    scaled = write_comfy_umt5_file(tiny, folder / "tiny_umt5_scaled.safetensors", fp8_scaled=True)
+    plain = write_comfy_umt5_file(tiny, folder / "tiny_umt5.safetensors")
+    loader = "LongCatAvatarTextEncoderLoader"
+    sources = {
+        "folder": {
+            "class_type": loader,
+            "inputs": {"text_encoder": "longcat/LongCat-Video/text_encoder", "dtype": "fp32"},
+        },
+        "single": {"class_type": loader, "inputs": {"text_encoder": plain.name, "dtype": "fp32"}},
+        "fp8": {"class_type": loader, "inputs": {"text_encoder": scaled.name, "dtype": "fp32"}},
+        "clip": {
+            "class_type": "LongCatTestTinyWanClip",
+            "inputs": {"file": str(plain), "hf_config": str(tiny.text_encoder_dir / "config.json")},
+        },
+    }
+    got = {}
+    for tag, source in sources.items():
+        run_ok(server, _text_prompt(source, f"text_{tag}"))
+        got[tag] = read_probe(server.output_dir, f"text_{tag}")[0]
+    ours = got["folder"]
+    real = int(ours["value.positive.mask"].sum())
+    assert ours["value.positive.mask"].shape == (1, 512) and 10 < real < 60
+    assert ours["value.positive.mask"][0, :real].all()
+    assert int(ours["value.negative.mask"].sum()) == 512  # the long negative prompt is truncated as the reference does
+    for tag in ("single", "fp8", "clip"):
+        for side in ("positive", "negative"):
+            mask = ours[f"value.{side}.mask"]
+            assert torch.equal(got[tag][f"value.{side}.mask"], mask), (tag, side)
+            n = int(mask.sum())
+            theirs, mine = got[tag][f"value.{side}.embeds"][..., :n, :], ours[f"value.{side}.embeds"][..., :n, :]
+            tolerance = 0.15 if tag == "fp8" else 1e-5  # fp8 keeps 3 mantissa bits per weight; the others are fp32
+            assert (theirs - mine).norm() <= tolerance * mine.norm(), (tag, side, (theirs - mine).norm() / mine.norm())
+    clip = got["clip"]["value.positive.embeds"]
+    assert clip.shape == (1, 1, 512, 32)
+    assert not clip[..., real:, :].any()  # ComfyUI zeroes the padding; the DiT zeroes it after projection anyway
