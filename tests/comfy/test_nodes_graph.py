@@ -4,10 +4,14 @@ Encode sizes; Text Encode gives the same embeddings from our encoder, a ComfyUI 
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import torch
 
 from pipeline.audio.types import AudioFeatures
@@ -29,6 +33,7 @@ from support.avatar_graph import (
 )
 from support.comfy_server import ComfyServer, remove_base_dir
 from support.tiny_models import TinyTextEncoder, write_comfy_umt5_file
+from support.video_probe import probe
 
 pytestmark = [pytest.mark.comfy, pytest.mark.slow]
 
@@ -55,7 +60,8 @@ def files(server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> dict
     folder = tmp_path_factory.mktemp("media")
     portrait = make_portrait(folder / "face.png")
     speech = make_speech(folder / "hello.wav", "Hello, I am a tiny avatar.")
-    return {"image": server.upload(portrait), "audio": server.upload(speech)}
+    other = make_speech(folder / "other.wav", "And I answer you.")
+    return {"image": server.upload(portrait), "audio": server.upload(speech), "audio_2": server.upload(other)}
 
 
 def probed_prompt(files: dict[str, str], seed: int, tag: str) -> dict[str, Any]:
@@ -246,3 +252,89 @@ def test_text_encode_is_the_same_from_folder_single_file_and_comfyui_clip(server
     clip = got["clip"]["value.positive.embeds"]
     assert clip.shape == (1, 1, 512, 32)
     assert not clip[..., real:, :].any()  # ComfyUI zeroes the padding; the DiT zeroes it after projection anyway
+
+
+def _queue_with_workflow(server: ComfyServer, prompt: dict[str, Any], workflow: dict[str, Any]) -> dict[str, Any]:
+    """POST a prompt as the frontend does (with the UI workflow in extra_pnginfo) and wait for its history."""
+    body = {"prompt": prompt, "client_id": server.client_id, "extra_data": {"extra_pnginfo": {"workflow": workflow}}}
+    response = requests.post(f"{server.url}/prompt", json=body, timeout=60)
+    assert response.ok, response.text
+    prompt_id = response.json()["prompt_id"]
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        entry = server.history(prompt_id)
+        if entry.get("status", {}).get("completed") is not None and entry["status"].get("status_str"):
+            return entry
+        time.sleep(0.2)
+    raise AssertionError(f"prompt {prompt_id} did not finish")
+
+
+def test_video_output_feeds_save_video_with_a_new_file_and_the_workflow_embedded(
+    server: ComfyServer, files, seed_runs, tmp_path: Path
+) -> None:
+    prompt = probed_prompt(files, 42, "a1")  # the seed-42 graph: everything but the last nodes comes from the cache
+    combine = node_id(prompt, "LongCatAvatarVideoCombine")
+    prompt[combine]["inputs"]["crf"] = 23  # a changed widget makes Video Combine write again, same file prefix
+    prompt["save"] = {
+        "class_type": "SaveVideo",
+        "inputs": {"video": [combine, 0], "filename_prefix": "nodes/saved", "format": "auto", "codec": "auto"},
+    }
+    workflow = {"nodes": [{"id": 1, "type": "LongCatAvatarSampler"}], "note": "made by the test"}
+    entry = _queue_with_workflow(server, prompt, workflow)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    (first,) = seed_runs["a1"].outputs(combine)["images"]
+    (again,) = entry["outputs"][combine]["images"]
+    assert first["subfolder"] == again["subfolder"] and first["filename"] != again["filename"]  # never overwritten
+    assert (server.output_dir / first["subfolder"] / first["filename"]).is_file()
+    ours = probe(server.fetch_output(again, tmp_path / "ours.mp4"))
+    (saved_item,) = entry["outputs"]["save"]["images"]
+    saved = probe(server.fetch_output(saved_item, tmp_path / "saved.mp4"))
+    assert (saved.video_codec, saved.audio_codec) == ("h264", "aac")
+    assert (saved.frame_count, saved.width, saved.height) == (ours.frame_count, ours.width, ours.height)
+    assert json.loads(ours.tags["workflow"]) == workflow  # the UI workflow is embedded, as Save Video does
+    assert json.loads(ours.tags["prompt"])[combine]["inputs"]["crf"] == 23
+
+
+def _boxes_prompt(files: dict[str, str], tag: str, masks: bool, halves: bool = False) -> dict[str, Any]:
+    """Two speakers in para mode; speaker regions as boxes or as the same rectangles drawn as ComfyUI MASKs."""
+    prompt = fill_workflow(
+        api_workflow("longcat_avatar_v15_two_speakers"), files["image"], [files["audio"], files["audio_2"]]
+    )
+    encode = node_id(prompt, "LongCatAvatarAudioEncode")
+    boxes = {1: (20, 5, 90, 60), 2: (30, 60, 100, 115)}  # (y_min, x_min, y_max, x_max) in the 120x160 portrait
+    if not masks and not halves:
+        prompt[encode]["inputs"]["speaker_boxes"] = "\n".join(", ".join(map(str, b)) for b in boxes.values())
+    for person, (y0, x0, y1, x1) in boxes.items() if masks else ():
+        prompt[f"canvas{person}"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 120, "height": 160}}
+        prompt[f"box{person}"] = {
+            "class_type": "SolidMask",
+            "inputs": {"value": 1.0, "width": x1 - x0, "height": y1 - y0},
+        }
+        prompt[f"mask{person}"] = {
+            "class_type": "MaskComposite",
+            "inputs": {"destination": [f"canvas{person}", 0], "source": [f"box{person}", 0], "x": x0, "y": y0,
+                       "operation": "add"},
+        }  # fmt: skip
+        prompt[encode]["inputs"][f"speaker_{person}_mask"] = [f"mask{person}", 0]
+    prompt["p_frames"] = probe_node(node_id(prompt, "LongCatAvatarDecode"), 0, f"{tag}_frames")
+    return prompt
+
+
+def test_speaker_boxes_and_the_same_regions_as_masks_make_the_same_video(server: ComfyServer, files) -> None:
+    run_ok(server, _boxes_prompt(files, "boxes", masks=False))
+    run_ok(server, _boxes_prompt(files, "masks", masks=True))
+    run_ok(server, _boxes_prompt(files, "halves", masks=False, halves=True))
+    boxes, masks, halves = (
+        read_probe(server.output_dir, f"{t}_frames")[0]["value"] for t in ("boxes", "masks", "halves")
+    )
+    assert boxes.shape[0] > 25 and torch.equal(boxes, masks)
+    assert (boxes - halves).abs().mean() > 1e-4  # the regions matter: the default left/right halves differ
+
+
+def test_bad_speaker_boxes_are_refused_readably(server: ComfyServer, files) -> None:
+    prompt = _boxes_prompt(files, "bad", masks=False)
+    prompt[node_id(prompt, "LongCatAvatarAudioEncode")]["inputs"]["speaker_boxes"] = "10, 20, 30\n1, 2, 3, 4"
+    run = server.run(prompt, timeout=900)
+    error = next(data for kind, data in run.history["status"]["messages"] if kind == "execution_error")
+    assert error["node_type"] == "LongCatAvatarAudioEncode"
+    assert "speaker_boxes: '10, 20, 30' is not a box 'y_min, x_min, y_max, x_max'" in error["exception_message"]
