@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from support.avatar_graph import api_workflows, ui_workflows
+from support.avatar_graph import TEST_SIZE, api_workflows, ensure_tiny_models, make_portrait, make_speech, ui_workflows
 from support.browser import open_page
 from support.comfy_server import ComfyServer
 
@@ -58,3 +58,54 @@ def test_ui_workflow_loads_with_every_node_type_registered(name: str, page: Any)
         made = {k: v for k, v in prompt[node_id]["inputs"].items() if k not in UI_ONLY_INPUTS}
         assert made == node["inputs"], f"node {node_id} ({node['class_type']}) differs between UI and API format"
     assert {n["type"] for n in workflow["nodes"]} - {n["class_type"] for n in api.values()} <= FRONTEND_ONLY_TYPES
+
+
+RUN_FROM_PAGE = """
+async ([workflow, image, audio, width, height]) => {
+  await window.app.loadGraphData(workflow, true, true, "run.json");
+  const set = (type, name, value) => {
+    for (const node of window.app.graph.nodes.filter((n) => n.type === type)) {
+      node.widgets.find((w) => w.name === name).value = value;
+    }
+  };
+  set("LoadImage", "image", image);
+  set("LoadAudio", "audio", audio);
+  set("LongCatAvatarPortraitEncode", "resolution", "custom");
+  set("LongCatAvatarPortraitEncode", "width", width);
+  set("LongCatAvatarPortraitEncode", "height", height);
+  set("LongCatAvatarVideoCombine", "filename_prefix", "ui/run");
+  window.__longcatAvatar.lastInfo = undefined;
+  await window.app.queuePrompt(0, 1);
+}
+"""
+
+
+def test_a_workflow_queued_from_the_page_shows_info_and_the_video_preview(
+    page: Any, comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    ensure_tiny_models(comfy_server.models_dir)
+    folder = tmp_path_factory.mktemp("ui-media")
+    image = comfy_server.upload(make_portrait(folder / "face.png"))
+    audio = comfy_server.upload(make_speech(folder / "ui.wav", "Queued from the page."))
+    name = "longcat_avatar_v15_single_distilled"
+    workflow = json.loads(ui_workflows()[name].read_text())
+    page.evaluate(RUN_FROM_PAGE, [workflow, image, audio, *TEST_SIZE])
+    page.wait_for_function("() => window.__longcatAvatar.lastInfo", timeout=600_000)
+    info = page.evaluate("() => window.__longcatAvatar.lastInfo")
+    sampler = next(n for n in workflow["nodes"] if n["type"] == "LongCatAvatarSampler")
+    assert info["node"] == str(sampler["id"]) and "distilled mode" in info["text"]
+    shown = page.evaluate(
+        "(id) => window.app.graph.getNodeById(id).widgets.find((w) => w.name === 'longcat_info').value", sampler["id"]
+    )
+    assert shown == info["text"]
+    combine = next(n for n in workflow["nodes"] if n["type"] == "LongCatAvatarVideoCombine")
+    page.wait_for_function(
+        "(id) => window.app.nodeOutputs?.[String(id)]?.images?.[0]?.filename?.endsWith('.mp4')",
+        arg=combine["id"],
+        timeout=600_000,
+    )
+    preview = page.evaluate("(id) => window.app.nodeOutputs[String(id)]", combine["id"])
+    assert preview["images"][0]["subfolder"] == "ui" and preview["animated"] == [True]
+    saved = page.evaluate("() => window.app.graph.serialize()")  # the report is not saved into the workflow
+    node = next(n for n in saved["nodes"] if n["type"] == "LongCatAvatarSampler")
+    assert info["text"] not in json.dumps(node.get("widgets_values", []))
