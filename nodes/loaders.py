@@ -13,7 +13,9 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..pipeline.audio.encoders import load_audio_encoder
-from ..pipeline.checkpoints.dit_loader import load_dit
+from ..pipeline.checkpoints.dit_loader import LoadedDiT, load_dit
+from ..pipeline.checkpoints.int8 import quantize_model
+from ..pipeline.checkpoints.lora import apply_lora
 from ..pipeline.text.encoder import CachedTextEncoder
 from ..pipeline.vae.loader import load_wan_vae
 from ..pipeline.vae.wan_vae import WanVAE
@@ -45,6 +47,16 @@ def wrong_file(kind: mf.ModelKind, choice: str, error: Exception) -> ValueError:
         f"Expected {kind.single_file_hint} in the {kind.folder} folder, or the official layout under models/longcat/. "
         f"Download page: {mf.download_page(kind, choice)}"
     )
+
+
+def quantize_int8_in_place(loaded: LoadedDiT, lora_path: Path | None, lora_strength: float) -> None:
+    """Int8 weight-only quantisation of a loaded dense DiT (no-op for int8 checkpoints), then the LoRA if any."""
+    if loaded.format != "int8":
+        names = quantize_model(loaded.model)
+        loaded.format = f"{loaded.format}, quantised to int8 on load"
+        log.info("LongCat Avatar: quantised %d Linear layers to int8", len(names))
+    if lora_path is not None:
+        loaded.lora = apply_lora(loaded.model, lora_path, lora_strength, merge=False)
 
 
 class AvatarModelLoader(io.ComfyNode):
@@ -102,6 +114,14 @@ class AvatarModelLoader(io.ComfyNode):
                     tooltip="Merge the LoRA into the weights (faster sampling, equal up to rounding) instead of "
                     "applying it on the fly. int8 layers always apply it on the fly.",
                 ),
+                io.Boolean.Input(
+                    "quantize_int8",
+                    default=False,
+                    optional=True,  # added after the first workflows were saved: they still validate without it
+                    tooltip="Quantise a dense (bf16/fp32) DiT to int8 weights while loading, with the official "
+                    "per-channel scheme: about half the memory of bf16. Official int8 folders (base_model_int8) "
+                    "already are int8.",
+                ),
             ],
             outputs=[AvatarModel.Output(display_name="model", tooltip="The loaded avatar model.")],
         )
@@ -114,9 +134,16 @@ class AvatarModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, model: str, speakers: str, dtype: str, lora: str, lora_strength: float, merge_lora: bool
+        cls,
+        model: str,
+        speakers: str,
+        dtype: str,
+        lora: str,
+        lora_strength: float,
+        merge_lora: bool,
+        quantize_int8: bool = False,
     ) -> io.NodeOutput:
-        """Load the DiT (and LoRA) onto ComfyUI's device."""
+        """Load the DiT (and LoRA) onto ComfyUI's device, optionally quantising it to int8 first."""
         device = torch_device()
         path = mf.resolve(mf.DIT, model)
         lora_path = None if lora == mf.NONE_CHOICE else mf.resolve(mf.LORA, lora)
@@ -124,15 +151,19 @@ class AvatarModelLoader(io.ComfyNode):
         if multi is None and path.name == "avatar_multi":  # the official v1.0 multi-speaker folder
             multi = True
         try:
-            loaded = load_dit(
-                path,
-                dtype=resolve_dtype(dtype, device),
-                device=device,
-                lora_path=lora_path,
-                lora_strength=lora_strength,
-                merge_lora=merge_lora,
-                multi_speaker=multi,
-            )
+            if quantize_int8:  # quantise the plain weights, then put the LoRA on the int8 layers (on the fly)
+                loaded = load_dit(path, dtype=resolve_dtype(dtype, device), device=device, multi_speaker=multi)
+                quantize_int8_in_place(loaded, lora_path, lora_strength)
+            else:
+                loaded = load_dit(
+                    path,
+                    dtype=resolve_dtype(dtype, device),
+                    device=device,
+                    lora_path=lora_path,
+                    lora_strength=lora_strength,
+                    merge_lora=merge_lora,
+                    multi_speaker=multi,
+                )
         except ValueError as error:
             if lora_path is not None and str(lora_path) in str(error):
                 raise wrong_file(mf.LORA, lora, error) from error

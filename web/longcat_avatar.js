@@ -27,6 +27,7 @@ function infoWidget(node) {
     widget.inputEl.readOnly = true;
     widget.inputEl.style.opacity = 0.8;
   }
+  node.setSize?.([node.size[0], Math.max(node.size[1], node.computeSize()[1])]);  // room for the text
   return widget;
 }
 

@@ -338,3 +338,21 @@ def test_bad_speaker_boxes_are_refused_readably(server: ComfyServer, files) -> N
     error = next(data for kind, data in run.history["status"]["messages"] if kind == "execution_error")
     assert error["node_type"] == "LongCatAvatarAudioEncode"
     assert "speaker_boxes: '10, 20, 30' is not a box 'y_min, x_min, y_max, x_max'" in error["exception_message"]
+
+
+def test_quantize_on_load_matches_the_official_int8_folder(server: ComfyServer, files, seed_runs) -> None:
+    """The dense tiny v1.5 DiT quantised while loading = the official int8 folder made from it (up to bf16 rounding
+    of the non-quantised tensors, which the int8 format stores in bf16)."""
+    prompt = probed_prompt(files, 42, "q8")
+    loader = node_id(prompt, "LongCatAvatarModelLoader")
+    prompt[loader]["inputs"].update(model="longcat/LongCat-Video-Avatar-1.5/base_model", quantize_int8=True)
+    run_ok(server, prompt)
+    ours = read_probe(server.output_dir, "q8_video")[0]["value.result.segment_latents.0"]
+    official = read_probe(server.output_dir, "a1_video")[0]["value.result.segment_latents.0"]
+    dense = prompt  # the same graph without quantisation differs more: int8 rounding is visible
+    dense[loader]["inputs"].update(quantize_int8=False)
+    dense["p_video"]["inputs"]["name"] = "dense_video"
+    run_ok(server, dense)
+    plain = read_probe(server.output_dir, "dense_video")[0]["value.result.segment_latents.0"]
+    to_official = (ours - official).norm() / official.norm()
+    assert to_official < 0.5 * (plain - official).norm() / official.norm() and to_official < 5e-3, to_official

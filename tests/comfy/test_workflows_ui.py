@@ -29,6 +29,14 @@ async (workflow) => {
 """
 
 
+def optional_defaults(server: ComfyServer, class_type: str) -> dict[str, Any]:
+    """Default values of a node's optional widgets, from /object_info."""
+    spec = server.get_json(f"/object_info/{class_type}")[class_type]["input"].get("optional", {})
+    return {
+        name: options[1]["default"] for name, options in spec.items() if len(options) > 1 and "default" in options[1]
+    }
+
+
 @pytest.fixture(scope="module")
 def page(comfy_server: ComfyServer) -> Iterator[Any]:
     """One frontend page for all workflows (the frontend takes seconds to boot)."""
@@ -42,7 +50,7 @@ def test_every_workflow_has_both_formats() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ui_workflows()))
-def test_ui_workflow_loads_with_every_node_type_registered(name: str, page: Any) -> None:
+def test_ui_workflow_loads_with_every_node_type_registered(name: str, page: Any, comfy_server: ComfyServer) -> None:
     workflow = json.loads(ui_workflows()[name].read_text())
     loaded = page.evaluate(LOAD, workflow)
     assert [n["type"] for n in loaded["nodes"]] == [n["type"] for n in workflow["nodes"]]
@@ -56,6 +64,8 @@ def test_ui_workflow_loads_with_every_node_type_registered(name: str, page: Any)
     for node_id, node in api.items():
         assert prompt[node_id]["class_type"] == node["class_type"], node_id
         made = {k: v for k, v in prompt[node_id]["inputs"].items() if k not in UI_ONLY_INPUTS}
+        for key in set(made) - set(node["inputs"]):  # an API file may leave optional widgets at their defaults
+            assert made.pop(key) == optional_defaults(comfy_server, node["class_type"]).get(key, ...), key
         assert made == node["inputs"], f"node {node_id} ({node['class_type']}) differs between UI and API format"
     assert {n["type"] for n in workflow["nodes"]} - {n["class_type"] for n in api.values()} <= FRONTEND_ONLY_TYPES
 

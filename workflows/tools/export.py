@@ -36,7 +36,7 @@ async ([api, note, width]) => {
   memo.title = "About this workflow";
   memo.widgets[0].value = note;
   memo.pos = [right + 60, 100];
-  memo.size = [width, 460];
+  memo.size = [width ?? 420, 460];
   graph.add(memo);
   return graph.serialize();
 }

@@ -36,6 +36,7 @@ def loaders(model: str, audio_encoder: str, lora: str, speakers: str = "auto") -
             lora=lora,
             lora_strength=1.0,
             merge_lora=False,
+            quantize_int8=False,
         ),
         "2": node("LongCatAvatarVAELoader", "VAE (Wan 2.1)", vae=f"{BASE}/vae", dtype="auto"),
         "3": node(
