@@ -59,6 +59,41 @@ def quantize_int8_in_place(loaded: LoadedDiT, lora_path: Path | None, lora_stren
         loaded.lora = apply_lora(loaded.model, lora_path, lora_strength, merge=False)
 
 
+def lora_inputs() -> list[io.Input]:
+    """Optional LoRA (strength, merged or on the fly) and int8 quantisation on load."""
+    return [
+        io.Combo.Input(
+            "lora",
+            options=mf.list_choices(mf.LORA, optional=True),
+            default=mf.NONE_CHOICE,
+            tooltip="Optional LoRA, e.g. the v1.5 DMD distillation LoRA (lora/dmd_lora.safetensors) for "
+            "8-step sampling without guidance. With a LoRA the sampler's 'distilled' auto mode turns on.",
+        ),
+        io.Float.Input(
+            "lora_strength",
+            default=1.0,
+            min=-2.0,
+            max=2.0,
+            step=0.05,
+            tooltip="LoRA multiplier (the reference uses 1.0).",
+        ),
+        io.Boolean.Input(
+            "merge_lora",
+            default=False,
+            tooltip="Merge the LoRA into the weights (faster sampling, equal up to rounding) instead of "
+            "applying it on the fly. int8 layers always apply it on the fly.",
+        ),
+        io.Boolean.Input(
+            "quantize_int8",
+            default=False,
+            optional=True,  # added after the first workflows were saved: they still validate without it
+            tooltip="Quantise a dense (bf16/fp32) DiT to int8 weights while loading, with the official "
+            "per-channel scheme: about half the memory of bf16. Official int8 folders (base_model_int8) "
+            "already are int8.",
+        ),
+    ]
+
+
 class AvatarModelLoader(io.ComfyNode):
     """Loads the LongCat-Video-Avatar DiT (v1.0 or v1.5, dense or int8), optionally with a LoRA."""
 
@@ -93,35 +128,7 @@ class AvatarModelLoader(io.ComfyNode):
                     tooltip="Compute dtype. auto: bf16 on GPUs that support it, fp32 on CPU. int8 checkpoints keep "
                     "their int8 weights and dequantise to this dtype.",
                 ),
-                io.Combo.Input(
-                    "lora",
-                    options=mf.list_choices(mf.LORA, optional=True),
-                    default=mf.NONE_CHOICE,
-                    tooltip="Optional LoRA, e.g. the v1.5 DMD distillation LoRA (lora/dmd_lora.safetensors) for "
-                    "8-step sampling without guidance. With a LoRA the sampler's 'distilled' auto mode turns on.",
-                ),
-                io.Float.Input(
-                    "lora_strength",
-                    default=1.0,
-                    min=-2.0,
-                    max=2.0,
-                    step=0.05,
-                    tooltip="LoRA multiplier (the reference uses 1.0).",
-                ),
-                io.Boolean.Input(
-                    "merge_lora",
-                    default=False,
-                    tooltip="Merge the LoRA into the weights (faster sampling, equal up to rounding) instead of "
-                    "applying it on the fly. int8 layers always apply it on the fly.",
-                ),
-                io.Boolean.Input(
-                    "quantize_int8",
-                    default=False,
-                    optional=True,  # added after the first workflows were saved: they still validate without it
-                    tooltip="Quantise a dense (bf16/fp32) DiT to int8 weights while loading, with the official "
-                    "per-channel scheme: about half the memory of bf16. Official int8 folders (base_model_int8) "
-                    "already are int8.",
-                ),
+                *lora_inputs(),
             ],
             outputs=[AvatarModel.Output(display_name="model", tooltip="The loaded avatar model.")],
         )

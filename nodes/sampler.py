@@ -95,6 +95,89 @@ def check_versions(model: ModelHandle, audio: AudioEmbedsPayload) -> None:
         )
 
 
+def guidance_widgets() -> list[io.Input]:
+    """Steps, guidance scales, shift and seed."""
+    return [
+        io.Int.Input(
+            "steps",
+            default=25,
+            min=1,
+            max=100,
+            tooltip="Denoising steps per segment (20-50 recommended; the reference uses 50). Distilled mode "
+            "always runs its 8 steps.",
+        ),
+        io.Float.Input(
+            "text_guidance",
+            default=4.0,
+            min=1.0,
+            max=10.0,
+            step=0.1,
+            round=0.01,
+            tooltip="How strongly the prompt (vs. the negative prompt) steers the video. 1 turns text "
+            "guidance off. Reference default 4.",
+        ),
+        io.Float.Input(
+            "audio_guidance",
+            default=3.0,
+            min=1.0,
+            max=10.0,
+            step=0.1,
+            round=0.01,
+            tooltip="How strongly the speech drives the lips: 3-5 syncs best; higher exaggerates the mouth. "
+            "1 turns audio guidance off.",
+        ),
+        io.Float.Input(
+            "shift",
+            default=0.0,
+            min=0.0,
+            max=30.0,
+            step=0.5,
+            round=0.01,
+            tooltip="Timestep shift of the flow-matching schedule. 0: the checkpoint's scheduler config "
+            "(7 for v1.5; 12 for v1.0).",
+        ),
+        io.Int.Input(
+            "seed",
+            default=42,
+            min=0,
+            max=MAX_SEED,
+            control_after_generate=True,
+            tooltip="Noise seed: the same seed and inputs give the same video on any device.",
+        ),
+    ]
+
+
+def segment_widgets() -> list[io.Input]:
+    """How continuation segments use the portrait, and distilled sampling."""
+    return [
+        io.Int.Input(
+            "ref_img_index",
+            default=10,
+            min=-30,
+            max=60,
+            tooltip="Continuation segments: the virtual time (in latent frames, 4 video frames each) at which the "
+            "portrait is placed. 0-24 (default 10) keeps the identity most consistent; values outside, e.g. -10 or "
+            "30, reduce repeated actions (the reference's advice).",
+        ),
+        io.Int.Input(
+            "mask_frame_range",
+            default=3,
+            min=0,
+            max=20,
+            tooltip="Continuation segments: latent frames within this distance of ref_img_index may not "
+            "look at the portrait, which helps against repeated actions; very large values may add artifacts. "
+            "0 disables (default 3).",
+        ),
+        io.Combo.Input(
+            "distilled",
+            options=list(DISTILLED_CHOICES),
+            default="auto",
+            tooltip="Distilled sampling: 8 steps without guidance (for the v1.5 DMD LoRA). auto: on when "
+            "the model has a LoRA. The steps and guidance widgets are then not used (the info says so).",
+        ),
+    ]
+
+
 class AvatarSampler(io.ComfyNode):
     """Generates the talking video: segments planned to cover the whole audio, chained, trimmed to its length."""
 
@@ -113,76 +196,8 @@ class AvatarSampler(io.ComfyNode):
                 PortraitLatent.Input("portrait", tooltip="From LongCat Avatar Portrait Encode (sets the size)."),
                 AudioEmbeds.Input("audio_embeds", tooltip="From LongCat Avatar Audio Encode."),
                 TextEmbeds.Input("text_embeds", tooltip="From LongCat Avatar Text Encode."),
-                io.Int.Input(
-                    "steps",
-                    default=25,
-                    min=1,
-                    max=100,
-                    tooltip="Denoising steps per segment (20-50 recommended; the reference uses 50). Distilled mode "
-                    "always runs its 8 steps.",
-                ),
-                io.Float.Input(
-                    "text_guidance",
-                    default=4.0,
-                    min=1.0,
-                    max=10.0,
-                    step=0.1,
-                    round=0.01,
-                    tooltip="How strongly the prompt (vs. the negative prompt) steers the video. 1 turns text "
-                    "guidance off. Reference default 4.",
-                ),
-                io.Float.Input(
-                    "audio_guidance",
-                    default=3.0,
-                    min=1.0,
-                    max=10.0,
-                    step=0.1,
-                    round=0.01,
-                    tooltip="How strongly the speech drives the lips: 3-5 syncs best; higher exaggerates the mouth. "
-                    "1 turns audio guidance off.",
-                ),
-                io.Float.Input(
-                    "shift",
-                    default=0.0,
-                    min=0.0,
-                    max=30.0,
-                    step=0.5,
-                    round=0.01,
-                    tooltip="Timestep shift of the flow-matching schedule. 0: the checkpoint's scheduler config "
-                    "(7 for v1.5; 12 for v1.0).",
-                ),
-                io.Int.Input(
-                    "seed",
-                    default=42,
-                    min=0,
-                    max=MAX_SEED,
-                    control_after_generate=True,
-                    tooltip="Noise seed: the same seed and inputs give the same video on any device.",
-                ),
-                io.Int.Input(
-                    "ref_img_index",
-                    default=10,
-                    min=-30,
-                    max=60,
-                    tooltip="Continuation segments: the virtual time (in latent frames, 4 video frames each) where "
-                    "the portrait is placed. 10 (reference): near the segment; -10 or 30 keep it further away for "
-                    "freer motion but less identity.",
-                ),
-                io.Int.Input(
-                    "mask_frame_range",
-                    default=3,
-                    min=0,
-                    max=20,
-                    tooltip="Continuation segments: latent frames within this distance of ref_img_index may not "
-                    "look at the portrait, which stops the video from repeating the portrait's pose. 0 disables.",
-                ),
-                io.Combo.Input(
-                    "distilled",
-                    options=list(DISTILLED_CHOICES),
-                    default="auto",
-                    tooltip="Distilled sampling: 8 steps without guidance (for the v1.5 DMD LoRA). auto: on when "
-                    "the model has a LoRA. The steps and guidance widgets are then not used (the info says so).",
-                ),
+                *guidance_widgets(),
+                *segment_widgets(),
             ],
             outputs=[
                 AvatarVideo.Output(display_name="video_latents", tooltip="The generated video for Decode."),

@@ -21,6 +21,39 @@ log = logging.getLogger(__name__)
 MIN_FPS, MAX_FPS, DEFAULT_FPS = 15.0, 30.0, 25.0  # 25 fps is v1.5's native rate; 15-30 covers common players
 
 
+def rate_inputs() -> list[io.Input]:
+    """Output frame rate, the frames' native rate, and how to convert between them."""
+    return [
+        io.Float.Input(
+            "frame_rate",
+            default=DEFAULT_FPS,
+            min=MIN_FPS,
+            max=MAX_FPS,
+            step=1.0,
+            round=0.001,
+            tooltip="Frame rate of the MP4. The frames are converted from source_fps to this rate keeping "
+            "the duration, so lips stay in sync with the audio.",
+        ),
+        io.Float.Input(
+            "source_fps",
+            default=0.0,
+            min=0.0,
+            max=120.0,
+            step=1.0,
+            round=0.001,
+            tooltip="Frame rate the frames were generated at: connect Decode's fps output (16 for v1.0, 25 "
+            "for v1.5). 0 means the frames already are at frame_rate.",
+        ),
+        io.Combo.Input(
+            "frame_rate_conversion",
+            options=list(FRAME_RATE_MODES),
+            default="nearest",
+            tooltip="nearest: repeat or drop whole frames (crisp mouths). blend: mix the two nearest frames "
+            "(smoother motion, slight ghosting).",
+        ),
+    ]
+
+
 class VideoCombine(io.ComfyNode):
     """Writes the talking video with its soundtrack and returns it as a core VIDEO."""
 
@@ -41,33 +74,7 @@ class VideoCombine(io.ComfyNode):
                     tooltip="The original speech (not the separated vocals). It is trimmed or padded with silence to "
                     "the video's length. Leave unconnected for a silent video.",
                 ),
-                io.Float.Input(
-                    "frame_rate",
-                    default=DEFAULT_FPS,
-                    min=MIN_FPS,
-                    max=MAX_FPS,
-                    step=1.0,
-                    round=0.001,
-                    tooltip="Frame rate of the MP4. The frames are converted from source_fps to this rate keeping "
-                    "the duration, so lips stay in sync with the audio.",
-                ),
-                io.Float.Input(
-                    "source_fps",
-                    default=0.0,
-                    min=0.0,
-                    max=120.0,
-                    step=1.0,
-                    round=0.001,
-                    tooltip="Frame rate the frames were generated at: connect Decode's fps output (16 for v1.0, 25 "
-                    "for v1.5). 0 means the frames already are at frame_rate.",
-                ),
-                io.Combo.Input(
-                    "frame_rate_conversion",
-                    options=list(FRAME_RATE_MODES),
-                    default="nearest",
-                    tooltip="nearest: repeat or drop whole frames (crisp mouths). blend: mix the two nearest frames "
-                    "(smoother motion, slight ghosting).",
-                ),
+                *rate_inputs(),
                 io.String.Input(
                     "filename_prefix",
                     default="LongCatAvatar/avatar",

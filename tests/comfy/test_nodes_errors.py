@@ -143,3 +143,22 @@ def test_audio_encoder_of_the_other_version_is_refused_with_the_one_needed(comfy
     error = _error(run)
     assert error["node_type"] == "LongCatAvatarSampler"
     assert "encoded for v1.5 but the model is v1.0: load chinese-wav2vec2-base" in error["exception_message"]
+
+
+def test_a_missing_official_folder_names_the_layout_and_download_page(comfy_server: ComfyServer, files) -> None:
+    multi = comfy_server.models_dir / "longcat" / "LongCat-Video-Avatar" / "avatar_multi"
+    target = multi.readlink()
+    multi.unlink()  # as if the user had not downloaded avatar_multi/
+    try:
+        prompt = _prompt(V10, files)
+        prompt[node_id(prompt, "LongCatAvatarModelLoader")]["inputs"]["model"] = (
+            "longcat/LongCat-Video-Avatar/avatar_multi"
+        )
+        with pytest.raises(ComfyServerError) as refused:
+            comfy_server.queue(prompt)
+    finally:
+        multi.symlink_to(target, target_is_directory=True)
+    message = str(refused.value)
+    assert "expected the file LongCat-Video-Avatar/avatar_multi/config.json" in message
+    assert str(comfy_server.models_dir / "longcat") in message
+    assert "https://huggingface.co/meituan-longcat/LongCat-Video-Avatar " in message
