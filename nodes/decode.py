@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import comfy.model_management as mm
+import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..pipeline.sampling.hooks import Interrupted
-from ..pipeline.sampling.sampler import decode_segments
+from ..pipeline.sampling.sampler import GeneratedVideo, decode_segment
 from .payloads import NamedModel
 from .runtime import cancellable
 from .sampler import VideoPayload
 from .types import CATEGORY, AvatarVAE, AvatarVideo
 
 log = logging.getLogger(__name__)
+
+
+def decode_with_progress(vae: Any, result: GeneratedVideo, tiled: bool) -> torch.Tensor:
+    """Decode segment by segment (later ones drop their overlap), trim to the audio; progress + Cancel per segment."""
+    plan, latents = result.plan, result.segment_latents
+    bar = comfy.utils.ProgressBar(len(latents))
+    kept = []
+    for index, segment in enumerate(latents):
+        mm.throw_exception_if_processing_interrupted()
+        frames = decode_segment(vae, segment, tiled)
+        kept.append(frames if index == 0 else frames[plan.overlap_frames :])
+        bar.update_absolute(index + 1, len(latents))
+    return torch.cat(kept)[: plan.output_frames]
 
 
 class Decode(io.ComfyNode):
@@ -55,7 +70,7 @@ class Decode(io.ComfyNode):
         if not tiled and video_latents.vae is vae:
             frames = result.frames  # decoding is deterministic: the same VAE gives these very frames again
         else:
-            with cancellable(Interrupted), torch.inference_mode():
-                frames = decode_segments(vae.model, result.segment_latents, result.plan, tiled=tiled)
+            with cancellable(), torch.inference_mode():
+                frames = decode_with_progress(vae.model, result, tiled)
         log.info("LongCat Avatar Decode: %d frames at %d fps (tiled=%s)", frames.shape[0], result.fps, tiled)
         return io.NodeOutput(frames.to(torch.float32) / 255.0, float(result.fps))
