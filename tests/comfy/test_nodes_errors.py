@@ -162,3 +162,24 @@ def test_a_missing_official_folder_names_the_layout_and_download_page(comfy_serv
     assert "expected the file LongCat-Video-Avatar/avatar_multi/config.json" in message
     assert str(comfy_server.models_dir / "longcat") in message
     assert "https://huggingface.co/meituan-longcat/LongCat-Video-Avatar " in message
+
+
+def test_loaders_list_official_layouts_and_standard_folders(comfy_server: ComfyServer, files) -> None:
+    folder = comfy_server.models_dir / "loras"
+    folder.mkdir(parents=True, exist_ok=True)
+    lora = comfy_server.models_dir / "longcat" / "LongCat-Video-Avatar-1.5" / "lora" / "dmd_lora.safetensors"
+    shutil.copy(lora, folder / "my_distill_lora.safetensors")
+    info = comfy_server.get_json("/object_info")
+
+    def options(node: str, name: str) -> list[str]:
+        return info[node]["input"]["required"][name][1]["options"]
+
+    v15, v10 = "longcat/LongCat-Video-Avatar-1.5", "longcat/LongCat-Video-Avatar"
+    dits = options("LongCatAvatarModelLoader", "model")
+    assert {f"{v15}/base_model", f"{v15}/base_model_int8", f"{v10}/avatar_single", f"{v10}/avatar_multi"} <= set(dits)
+    loras = options("LongCatAvatarModelLoader", "lora")
+    assert loras[0] == "none" and f"{v15}/lora/dmd_lora.safetensors" in loras and "my_distill_lora.safetensors" in loras
+    audio = options("LongCatAvatarAudioEncoderLoader", "audio_encoder")
+    assert {f"{v15}/whisper-large-v3", f"{v10}/chinese-wav2vec2-base"} <= set(audio)
+    assert "longcat/LongCat-Video/vae" in options("LongCatAvatarVAELoader", "vae")
+    assert "longcat/LongCat-Video/text_encoder" in options("LongCatAvatarTextEncoderLoader", "text_encoder")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 import torch
+from diffusers import AutoencoderKLWan
 
 from pipeline.audio.types import AudioFeatures
 from pipeline.checkpoints.dit_loader import load_dit
@@ -32,7 +33,7 @@ from support.avatar_graph import (
     read_probe,
 )
 from support.comfy_server import ComfyServer, remove_base_dir
-from support.tiny_models import TinyTextEncoder, write_comfy_umt5_file
+from support.tiny_models import TinyTextEncoder, write_comfy_umt5_file, write_comfy_vae_file
 from support.video_probe import probe
 
 pytestmark = [pytest.mark.comfy, pytest.mark.slow]
@@ -356,3 +357,25 @@ def test_quantize_on_load_matches_the_official_int8_folder(server: ComfyServer, 
     plain = read_probe(server.output_dir, "dense_video")[0]["value.result.segment_latents.0"]
     to_official = (ours - official).norm() / official.norm()
     assert to_official < 0.5 * (plain - official).norm() / official.norm() and to_official < 5e-3, to_official
+
+
+def test_comfyui_single_file_vae_encodes_like_the_official_folder(server: ComfyServer, files) -> None:
+    official = server.models_dir / "longcat" / "LongCat-Video" / "vae"
+    single = write_comfy_vae_file(
+        AutoencoderKLWan.from_pretrained(str(official)), server.models_dir / "vae" / "wan_2.1_vae_tiny.safetensors"
+    )
+    latents = {}
+    for tag, choice in (("folder", "longcat/LongCat-Video/vae"), ("single", single.name)):
+        prompt = {
+            "1": {"class_type": "LongCatAvatarVAELoader", "inputs": {"vae": choice, "dtype": "fp32"}},
+            "2": {"class_type": "LoadImage", "inputs": {"image": files["image"]}},
+            "3": {
+                "class_type": "LongCatAvatarPortraitEncode",
+                "inputs": {"vae": ["1", 0], "image": ["2", 0], "resolution": "custom", "width": 64, "height": 96},
+            },
+            "4": probe_node("3", 0, f"vae_{tag}"),
+        }
+        run_ok(server, prompt)
+        latents[tag] = read_probe(server.output_dir, f"vae_{tag}")[0]["value.portrait.latent"]
+    difference = (latents["single"] - latents["folder"]).norm() / latents["folder"].norm()
+    assert difference < 1e-2, difference  # the single file is fp16 (as ComfyUI ships it); the folder fp32
