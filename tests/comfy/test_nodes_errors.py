@@ -123,10 +123,14 @@ def test_a_wrong_model_file_names_file_folder_and_download_page(comfy_server: Co
     folder = comfy_server.models_dir / "diffusion_models"
     folder.mkdir(parents=True, exist_ok=True)
     vae = comfy_server.models_dir / "longcat" / "LongCat-Video" / "vae" / "diffusion_pytorch_model.safetensors"
-    shutil.copy(vae, folder / "not_a_dit.safetensors")  # a real safetensors file, but a VAE
-    prompt = _prompt(V15, files)
-    prompt[node_id(prompt, "LongCatAvatarModelLoader")]["inputs"]["model"] = "not_a_dit.safetensors"
-    run = comfy_server.run(prompt, timeout=900)
+    wrong = folder / "not_a_dit.safetensors"
+    shutil.copy(vae, wrong)  # a real safetensors file, but a VAE
+    try:
+        prompt = _prompt(V15, files)
+        prompt[node_id(prompt, "LongCatAvatarModelLoader")]["inputs"]["model"] = wrong.name
+        run = comfy_server.run(prompt, timeout=900)
+    finally:
+        wrong.unlink()  # other tests list this folder
     error = _error(run)
     assert error["node_type"] == "LongCatAvatarModelLoader"
     message = error["exception_message"]
@@ -168,8 +172,12 @@ def test_loaders_list_official_layouts_and_standard_folders(comfy_server: ComfyS
     folder = comfy_server.models_dir / "loras"
     folder.mkdir(parents=True, exist_ok=True)
     lora = comfy_server.models_dir / "longcat" / "LongCat-Video-Avatar-1.5" / "lora" / "dmd_lora.safetensors"
-    shutil.copy(lora, folder / "my_distill_lora.safetensors")
-    info = comfy_server.get_json("/object_info")
+    extra = folder / "my_distill_lora.safetensors"
+    shutil.copy(lora, extra)
+    try:
+        info = comfy_server.get_json("/object_info")
+    finally:
+        extra.unlink()  # other tests list this folder
 
     def options(node: str, name: str) -> list[str]:
         return info[node]["input"]["required"][name][1]["options"]
