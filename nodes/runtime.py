@@ -92,9 +92,12 @@ def cancellable(*interrupt_types: type[BaseException]) -> Iterator[None]:
     """Run engine code; an engine interruption becomes ComfyUI's interrupt, and memory is freed either way."""
     try:
         yield
-    except interrupt_types as error:
+    except interrupt_types as error:  # the engine's should_stop() check fired between two model calls
         log.info("LongCat Avatar: cancelled (%s)", error)
         mm.interrupt_current_processing(False)
         raise mm.InterruptProcessingException() from error
+    except mm.InterruptProcessingException:  # ComfyUI's progress hook saw the interrupt first
+        log.info("LongCat Avatar: cancelled")
+        raise
     finally:
         free_memory()
