@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from ..pipeline.audio.speaker_masks import speaker_masks_from_boxes, speaker_masks_from_tensors
+
 
 @dataclass
 class ModelHandle:
@@ -64,8 +66,6 @@ class SpeakerLayout:
 
     def build_masks(self, height: int, width: int) -> Any:
         """Masks [3 + extras, height, width] in source-image pixels (human1, human2, background, others)."""
-        from ..pipeline.audio.speaker_masks import speaker_masks_from_boxes, speaker_masks_from_tensors
-
         if self.masks is not None:
             masks = speaker_masks_from_tensors(self.masks)
             if tuple(masks.shape[-2:]) != (height, width):

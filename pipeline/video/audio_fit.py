@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -55,9 +54,3 @@ def fit_to_duration(samples: np.ndarray, rate: int, duration_s: float) -> np.nda
         return np.ascontiguousarray(samples[:, :target])
     padding = np.zeros((samples.shape[0], target - current), dtype=samples.dtype)
     return np.concatenate([samples, padding], axis=1)
-
-
-def audio_duration(audio: dict[str, Any]) -> float:
-    """Duration in seconds of a ComfyUI AUDIO dict (its sample count / rate)."""
-    samples, rate = audio_dict_to_array(audio)
-    return samples.shape[1] / rate if math.isfinite(rate) and rate > 0 else 0.0
