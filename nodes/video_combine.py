@@ -12,7 +12,7 @@ from comfy.cli_args import args
 from comfy_api.latest import InputImpl, io, ui
 
 from ..pipeline.video.audio_fit import AudioMuxError, audio_dict_to_array, fit_to_duration, to_aac_rate
-from ..pipeline.video.framerate import FRAME_RATE_MODES, convert_frame_rate, fit_to_audio_count
+from ..pipeline.video.framerate import FRAME_RATE_MODES, fit_to_audio_count, iter_frame_rate
 from ..pipeline.video.mux import Mp4Settings, claim_unique_path, write_mp4
 from .types import CATEGORY
 
@@ -123,12 +123,12 @@ class VideoCombine(io.ComfyNode):
                 raise ValueError(f"LongCat Avatar Video Combine: {error}") from error
         audio_s = None if samples is None else samples.shape[1] / rate
         count = fit_to_audio_count(images.shape[0], source, frame_rate, audio_s)
-        frames = convert_frame_rate(images, source, frame_rate, frame_rate_conversion, count)
-        duration = frames.shape[0] / frame_rate
+        frames = iter_frame_rate(images, source, frame_rate, frame_rate_conversion, count)  # streamed, not copied
+        duration = count / frame_rate
         soundtrack = None if samples is None else (fit_to_duration(samples, rate, duration), rate)
         output_dir = folder_paths.get_output_directory()
         folder, stem, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, output_dir, frames.shape[2], frames.shape[1]
+            filename_prefix, output_dir, images.shape[2], images.shape[1]
         )
         path = claim_unique_path(folder, stem, counter)
         try:
@@ -136,7 +136,7 @@ class VideoCombine(io.ComfyNode):
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        log.info("LongCat Avatar: wrote %s (%d frames at %g fps, %.2f s)", path, frames.shape[0], frame_rate, duration)
+        log.info("LongCat Avatar: wrote %s (%d frames at %g fps, %.2f s)", path, count, frame_rate, duration)
         relative = str(Path(subfolder, path.name).as_posix())
         preview = ui.PreviewVideo([ui.SavedResult(path.name, subfolder, io.FolderType.output)])
         return io.NodeOutput(InputImpl.VideoFromFile(str(path)), relative, ui=preview)

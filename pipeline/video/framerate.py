@@ -8,6 +8,7 @@ The output has round(N * out / src) frames, so its duration equals the source du
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -69,6 +70,28 @@ def convert_frame_rate(
     weight = (positions - low.double()).to(frames.dtype).to(frames.device).view(-1, *([1] * (frames.dim() - 1)))
     low, high = low.to(frames.device), high.to(frames.device)
     return frames[low] * (1 - weight) + frames[high] * weight
+
+
+def iter_frame_rate(
+    frames: torch.Tensor,
+    source_fps: float,
+    target_fps: float,
+    mode: FrameRateMode = "nearest",
+    count: int | None = None,
+) -> Iterator[torch.Tensor]:
+    """The frames of `convert_frame_rate`, one at a time, so a long video is never copied whole."""
+    if mode not in FRAME_RATE_MODES:
+        raise ValueError(f"unknown frame-rate mode {mode!r}; use one of {FRAME_RATE_MODES}")
+    num_frames = int(frames.shape[0])
+    if num_frames == 0:
+        return
+    for position in source_positions(num_frames, source_fps, target_fps, count).tolist():
+        low = math.floor(position)
+        weight = position - low
+        if mode == "nearest" or weight < 1e-9:  # 1e-9 of a frame: the position is a source frame itself
+            yield frames[min(math.floor(position + 0.5), num_frames - 1)]
+        else:
+            yield frames[low] * (1 - weight) + frames[min(low + 1, num_frames - 1)] * weight
 
 
 def fit_to_audio_count(num_frames: int, source_fps: float, target_fps: float, audio_s: float | None) -> int:

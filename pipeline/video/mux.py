@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +31,7 @@ def fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def frames_to_uint8(frames: torch.Tensor) -> Iterable[np.ndarray]:
+def frames_to_uint8(frames: Iterable[torch.Tensor]) -> Iterator[np.ndarray]:
     """Yield each IMAGE frame [H, W, C] in [0, 1] as an even-sized RGB uint8 array (edges replicated if odd)."""
     for frame in frames:
         rgb = frame[..., :3] if frame.shape[-1] >= 3 else frame[..., :1].expand(*frame.shape[:-1], 3)
@@ -43,28 +44,31 @@ def frames_to_uint8(frames: torch.Tensor) -> Iterable[np.ndarray]:
 
 def write_mp4(
     path: str | Path,
-    frames: torch.Tensor,
+    frames: torch.Tensor | Iterable[torch.Tensor],
     fps: float,
     audio: tuple[np.ndarray, int] | None = None,
     metadata: Mapping[str, str] | None = None,
     settings: Mp4Settings | None = None,
 ) -> None:
-    """Encode IMAGE frames [N, H, W, C] at `fps`, with optional audio ([channels, samples] float32, rate)."""
+    """Encode IMAGE frames ([N, H, W, C] or [H, W, C] frames) at `fps`, with optional (float32 [C, S], rate) audio."""
     settings = settings or Mp4Settings()
-    if frames.dim() != 4 or frames.shape[0] == 0:
-        raise ValueError(f"frames must be a non-empty [N, H, W, C] IMAGE batch, got shape {tuple(frames.shape)}")
+    stream = iter(frames)
+    first = next(stream, None)
+    if first is None or first.dim() != 3:
+        shape = None if first is None else tuple(first.shape)
+        raise ValueError(f"frames must be a non-empty [N, H, W, C] IMAGE batch, got a first frame of shape {shape}")
     rate = fps_fraction(fps)
     with av.open(str(path), mode="w", format="mp4", options={"movflags": "use_metadata_tags+faststart"}) as output:
         for key, value in (metadata or {}).items():
             output.metadata[key] = value
-        height, width = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
+        height, width = first.shape[0] + first.shape[0] % 2, first.shape[1] + first.shape[1] % 2
         video = output.add_stream("libx264", rate=rate)
         video.width, video.height, video.pix_fmt = width, height, settings.pix_fmt
         video.codec_context.time_base = 1 / rate
         video.options = {"crf": f"{settings.crf:g}", "preset": settings.preset}
         sound = _add_audio_stream(output, audio, settings) if audio is not None else None
         sent = 0
-        for index, array in enumerate(frames_to_uint8(frames)):
+        for index, array in enumerate(frames_to_uint8(itertools.chain([first], stream))):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format=settings.pix_fmt)
             frame.pts = index
             output.mux(video.encode(frame))

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.video.framerate import convert_frame_rate, fit_to_audio_count, nearest_indices, output_frame_count
+from pipeline.video.framerate import (
+    convert_frame_rate,
+    fit_to_audio_count,
+    iter_frame_rate,
+    nearest_indices,
+    output_frame_count,
+)
 
 
 def _indexed_frames(count: int) -> torch.Tensor:
@@ -71,3 +77,14 @@ def test_output_ends_with_the_audio_it_was_made_for() -> None:
     assert torch.equal(
         convert_frame_rate(_indexed_frames(10), 25, 25, count=12)[:, 0, 0, 0].long(), torch.tensor([*range(10), 9, 9])
     )
+
+
+@pytest.mark.parametrize("mode", ["nearest", "blend"])
+@pytest.mark.parametrize(
+    ("count", "source", "target", "out"), [(89, 16, 25, 138), (40, 25, 16, None), (10, 25, 25, 12)]
+)
+def test_streamed_frames_equal_the_converted_batch(mode: str, count: int, source: float, target: float, out) -> None:
+    frames = torch.rand(count, 3, 4, 3)
+    batch = convert_frame_rate(frames, source, target, mode, out)  # type: ignore[arg-type]
+    streamed = torch.stack(list(iter_frame_rate(frames, source, target, mode, out)))  # type: ignore[arg-type]
+    assert streamed.shape == batch.shape and torch.allclose(streamed, batch, atol=1e-6)
