@@ -68,8 +68,17 @@ ensure_debian_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+prune_old_venvs() {
+  # Each change of the requirement files makes a new venv (~6 GB); drop the ones unused for a week.
+  touch "$venv/.last-used"
+  find "$cache_root" -maxdepth 2 -name .last-used -path "$cache_root/venv-*" -mtime +7 -printf '%h\n' \
+    | while read -r old; do [ "$old" != "$venv" ] && rm -rf "$old"; done
+  return 0
+}
+
 ensure_comfyui
 ensure_venv
+prune_old_venvs
 ensure_debian_packages
 ln -sfn "$venv" "$cache_root/current"  # a stable name for developers' shells
 export LONGCAT_VENV="$venv"
