@@ -72,7 +72,7 @@ prune_old_venvs() {
   # Each change of the requirement files makes a new venv (~6 GB); drop the ones unused for a week.
   touch "$venv/.last-used"
   find "$cache_root" -maxdepth 2 -name .last-used -path "$cache_root/venv-*" -mtime +7 -printf '%h\n' \
-    | while read -r old; do [ "$old" != "$venv" ] && rm -rf "$old"; done
+    | while read -r old; do if [ "$old" != "$venv" ]; then rm -rf "$old"; fi; done
   return 0
 }
 
