@@ -174,8 +174,8 @@ def main() -> None:
     parser.add_argument("--video-seconds", type=float, default=8.0, help="audio length of the overhead run")
     parser.add_argument("--seconds", type=float, default=60.0, help="video length for the decode-memory run")
     parser.add_argument("--size", type=int, default=256, help="frame size (px) for the decode-memory run")
-    parser.add_argument("--tile", type=int, default=128, help="tile size (px) in tiled mode")
-    parser.add_argument("--stride", type=int, default=96, help="tile stride (px) in tiled mode")
+    parser.add_argument("--tile", type=int, default=256, help="tile size (px) in tiled mode")
+    parser.add_argument("--stride", type=int, default=192, help="tile stride (px) in tiled mode")
     parser.add_argument("--decode-worker", choices=("untiled", "tiled"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.decode_worker:

@@ -159,7 +159,10 @@ def _validate(version: str, cond: VideoConditioning) -> None:
 
 
 def decode_segment(codec: LatentCodec, latents: torch.Tensor, tiled: bool) -> torch.Tensor:
-    """One segment's latents → uint8 frames [F, H, W, 3]."""
+    """One segment's latents → uint8 frames [F, H, W, 3] (through the codec's own `decode_frames` when it has one)."""
+    direct = getattr(codec, "decode_frames", None)
+    if direct is not None:
+        return direct(latents, tiled=tiled)
     return pixels_to_frames(codec.decode(latents, tiled=tiled))
 
 

@@ -53,8 +53,39 @@ class WanVAE:
         return self.encode(frames_to_pixels(frames))
 
     def decode_frames(self, latents: torch.Tensor, tiled: bool = False) -> torch.Tensor:
-        """Normalised latents [1, 16, T, h, w] → uint8 frames [F, H, W, 3]."""
-        return pixels_to_frames(self.decode(latents, tiled=tiled))
+        """Normalised latents [1, 16, T, h, w] → uint8 frames [F, H, W, 3].
+
+        Tiled: frames larger than a tile go through diffusers' spatial tiles; otherwise the causal decoder is run
+        one latent frame at a time and each chunk is turned into uint8 at once, so no float32 copy of the whole
+        segment (nor diffusers' growing concatenation of it) is ever held.
+        """
+        too_big = max(latents.shape[-2:]) * self.spatial_factor > self.tiling.tile_px
+        if not tiled or too_big or not self._can_stream():
+            return pixels_to_frames(self.decode(latents, tiled=tiled))
+        return torch.cat(list(self._stream_frames(latents)))
+
+    def _can_stream(self) -> bool:
+        """True when this diffusers version exposes the causal decoder cache the streaming path drives."""
+        model = self.model
+        needed = ("clear_cache", "post_quant_conv", "decoder")
+        return all(hasattr(model, n) for n in needed) and getattr(model.config, "patch_size", None) is None
+
+    @torch.no_grad()
+    def _stream_frames(self, latents: torch.Tensor):
+        """Yield uint8 frames per latent frame, exactly as diffusers' `_decode` computes them (then clamped)."""
+        raw = denormalize_latents(latents.float(), self.latents_mean, self.latents_std)
+        model = self.model
+        model.clear_cache()
+        try:
+            x = model.post_quant_conv(raw.to(self.device, self.dtype))
+            for i in range(x.shape[2]):
+                model._conv_idx = [0]
+                out = model.decoder(
+                    x[:, :, i : i + 1], feat_cache=model._feat_map, feat_idx=model._conv_idx, first_chunk=i == 0
+                )
+                yield pixels_to_frames(out.clamp(-1.0, 1.0).float().cpu())
+        finally:
+            model.clear_cache()
 
     def _set_tiling(self, tiled: bool) -> None:
         """Switch diffusers' spatial tiling on with our tile sizes, or off."""

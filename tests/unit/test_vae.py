@@ -116,3 +116,13 @@ def test_unknown_files_fail_with_a_useful_message(tmp_path: Path) -> None:
         load_wan_vae(bogus)
     with pytest.raises(VAEFormatError, match="LongCat-Video"):
         load_wan_vae(tmp_path / "missing")
+
+
+def test_tiled_frames_stream_per_latent_frame_exactly(tiny_vae_dir: Path) -> None:
+    """Tiled decoding of frames that fit one tile runs the causal decoder frame by frame: identical uint8 frames."""
+    vae = WanVAE(load_wan_vae(tiny_vae_dir))
+    latents = torch.randn(1, 16, 3, 4, 6, generator=torch.Generator().manual_seed(4))
+    whole = vae.decode_frames(latents)
+    streamed = vae.decode_frames(latents, tiled=True)
+    assert streamed.shape == (9, 32, 48, 3) and torch.equal(streamed, whole)
+    torch.testing.assert_close(vae.decode(latents), vae.decode(latents))  # the decoder cache was reset afterwards
