@@ -155,7 +155,11 @@ def decode_memory(args: argparse.Namespace) -> None:
     for mode in ("untiled", "tiled"):
         command = [sys.executable, __file__, "--decode-worker", mode, "--seconds", str(args.seconds)]
         command += ["--size", str(args.size), "--tile", str(args.tile), "--stride", str(args.stride)]
-        result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        run = subprocess.run(command, capture_output=True, text=True)
+        if run.returncode != 0:
+            print(f"[decode] {mode}: worker failed ({run.returncode}):\n{run.stderr[-2000:]}")
+            continue
+        result = json.loads(run.stdout.splitlines()[-1])
         print(
             f"[decode] {result['mode']}: {args.seconds:g} s = {result['frames']} frames of {args.size}x{args.size} "
             f"in {result['segments']} segments, peak RSS added {result['peak_added_mib']:.0f} MiB "
