@@ -166,10 +166,29 @@ def decode_segment(codec: LatentCodec, latents: torch.Tensor, tiled: bool) -> to
     return pixels_to_frames(codec.decode(latents, tiled=tiled))
 
 
+class FrameSink:
+    """The trimmed output video, filled in place segment by segment (no second copy of a long video)."""
+
+    def __init__(self, plan: SegmentPlan):
+        self.plan = plan
+        self.frames: torch.Tensor | None = None
+
+    def put(self, segment: int, frames: torch.Tensor) -> None:
+        """Store a decoded segment; continuation segments drop their overlap frames (already in the video)."""
+        skip = self.plan.overlap_frames if segment else 0
+        if self.frames is None:
+            self.frames = torch.empty((self.plan.output_frames, *frames.shape[1:]), dtype=frames.dtype)
+        start = self.plan.start_frame(segment) + skip
+        count = max(0, min(frames.shape[0] - skip, self.plan.output_frames - start))
+        self.frames[start : start + count] = frames[skip : skip + count]
+
+
 def decode_segments(codec: LatentCodec, segment_latents: list[torch.Tensor], plan: SegmentPlan, tiled: bool = False):
     """Re-decode saved segment latents to the trimmed video (what generate_video returns), one segment at a time."""
-    kept = [decode_segment(codec, z, tiled)[(plan.overlap_frames if i else 0) :] for i, z in enumerate(segment_latents)]
-    return torch.cat(kept)[: plan.output_frames]
+    sink = FrameSink(plan)
+    for segment, latents in enumerate(segment_latents):
+        sink.put(segment, decode_segment(codec, latents, tiled))
+    return sink.frames
 
 
 def generate_video(
@@ -187,11 +206,11 @@ def generate_video(
     shape = latent_shape(plan.frames_per_segment, conditioning.height, conditioning.width)
     latents = sampler.first(draw_noise(generator, shape))
     frames = decode_segment(codec, latents, tiled)
-    kept, segment_latents, ref_latent = [frames], [latents], latents[:, :, :1].clone()
+    sink, segment_latents, ref_latent = FrameSink(plan), [latents], latents[:, :, :1].clone()
+    sink.put(0, frames)
     for segment in range(1, plan.num_segments):
         latents = sampler.next(segment, draw_noise(generator, shape), latents, frames, ref_latent)
         frames = decode_segment(codec, latents, tiled)
-        kept.append(frames[plan.overlap_frames :])
+        sink.put(segment, frames)
         segment_latents.append(latents)
-    video = torch.cat(kept)[: plan.output_frames]
-    return GeneratedVideo(video, conditioning.audio.fps, segment_latents, plan)
+    return GeneratedVideo(sink.frames, conditioning.audio.fps, segment_latents, plan)

@@ -14,10 +14,11 @@ from pipeline.audio.windows import gather_windows
 from pipeline.sampling.guidance import Guidance, predict
 from pipeline.sampling.hooks import Interrupted, SamplerHooks
 from pipeline.sampling.noise import draw_noise, latent_frames, latent_shape, make_generator
-from pipeline.sampling.sampler import SamplerSettings, VideoConditioning, generate_video
+from pipeline.sampling.sampler import SamplerSettings, VideoConditioning, decode_segments, generate_video
 from pipeline.sampling.schedules import build_schedule
 from pipeline.sampling.segments import frames_covering, plan_segments
 from pipeline.text.encoder import TextEmbedding
+from pipeline.vae.pixels import pixels_to_frames
 
 
 @pytest.mark.parametrize(("frames", "segments"), [(1, 1), (85, 1), (93, 1), (94, 2), (173, 2), (174, 3), (253, 3)])
@@ -174,6 +175,11 @@ def test_generate_video_orchestration(version: str) -> None:
 
     assert video.frames.shape == (frames_wanted, 32, 32, 3) and video.plan.num_segments == 3
     assert vae.decodes == 3 and len(vae.encoded) == 3  # the image, then the overlap before segments 2 and 3
+    second = pixels_to_frames(vae.decode(video.segment_latents[1]))
+    assert torch.equal(video.frames[93:173], second[13:])  # segment 2 adds its frames 13..92 after frame 92
+    assert torch.equal(decode_segments(vae, video.segment_latents, video.plan), video.frames)
+    short = replace(video.plan, output_frames=50)
+    assert torch.equal(decode_segments(vae, video.segment_latents, short), video.frames[:50])
     cont = build_schedule(version, 2, False, 3.0, continuation=True)
     assert seen[-1] == (2 + 2 * len(cont), 2 + 2 * len(cont))
     caches = [c for c in model.calls if "cache" in c]
