@@ -98,18 +98,15 @@ def build_vae(folder: Path, seed: int = 0) -> None:
     AutoencoderKLWan(base_dim=VAE_BASE_DIM, z_dim=16).eval().save_pretrained(str(folder), safe_serialization=True)
 
 
-def build_umt5(root: Path, seed: int = 0) -> None:
-    """A 2-layer umT5 encoder and a SentencePiece tokenizer trained here, as LongCat-Video/{text_encoder,tokenizer}/."""
+def train_spiece(corpus: list[str], vocab_size: int) -> bytes:
+    """A SentencePiece unigram model with umT5's special ids (pad 0, </s> 1, <s> 2, <unk> 3), trained on `corpus`."""
     import sentencepiece
-    import torch
-    from transformers import UMT5Config, UMT5EncoderModel
 
     buffer = io.BytesIO()
-    # umT5's special ids: pad 0, </s> 1, <s> 2, <unk> 3
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS * 20),
+        sentence_iterator=iter(corpus * 20),  # repeated so the trainer sees enough sentences for its statistics
         model_writer=buffer,
-        vocab_size=64,  # as large as this small corpus allows
+        vocab_size=vocab_size,
         model_type="unigram",
         pad_id=0,
         eos_id=1,
@@ -118,8 +115,16 @@ def build_umt5(root: Path, seed: int = 0) -> None:
         character_coverage=1.0,
         minloglevel=2,
     )
+    return buffer.getvalue()
+
+
+def build_umt5(root: Path, seed: int = 0) -> None:
+    """A 2-layer umT5 encoder and a SentencePiece tokenizer trained here, as LongCat-Video/{text_encoder,tokenizer}/."""
+    import torch
+    from transformers import UMT5Config, UMT5EncoderModel
+
     (root / "tokenizer").mkdir(parents=True, exist_ok=True)
-    (root / "tokenizer" / "spiece.model").write_bytes(buffer.getvalue())
+    (root / "tokenizer" / "spiece.model").write_bytes(train_spiece(CORPUS, vocab_size=64))  # as large as CORPUS allows
     torch.manual_seed(seed)
     config = UMT5Config(
         vocab_size=128, d_model=WIDTH, d_kv=8, d_ff=64, num_layers=2, num_heads=4, feed_forward_proj="gated-gelu",

@@ -25,7 +25,7 @@ VERSIONS_WITH_LATENT_STITCHING = ("v1.0",)  # v1.0 denoises with the previous la
 
 
 class LatentCodec(Protocol):
-    """What the sampler needs from a VAE (WanVAE satisfies it; parity tests inject a stub)."""
+    """What the sampler needs from a VAE (WanVAE; parity tests pass one returning the stored reference latents)."""
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixels [1, 3, F, H, W] in [−1, 1] → normalised latents."""

@@ -11,19 +11,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import sentencepiece as spm
 import torch
 from diffusers import AutoencoderKLWan
 from safetensors.torch import save_file
 from transformers import UMT5Config, UMT5EncoderModel
 
+from longcat_avatar.tiny_models import train_spiece
 from pipeline.text.prompt import DEFAULT_NEGATIVE_PROMPT
 from pipeline.text.tokenizer import tokenizer_from_spiece
 
@@ -101,21 +100,9 @@ def write_comfy_vae_file(model: AutoencoderKLWan, path: Path, dtype: torch.dtype
 
 
 def train_tiny_spiece() -> bytes:
-    """A SentencePiece unigram model with umT5's special ids (pad 0, </s> 1, <s> 2, <unk> 3), trained here."""
-    buffer = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS * 20),
-        model_writer=buffer,
-        vocab_size=160,  # as large as this small corpus allows, so real words get multi-character pieces
-        model_type="unigram",
-        pad_id=0,
-        eos_id=1,
-        bos_id=2,
-        unk_id=3,
-        character_coverage=1.0,
-        minloglevel=2,
-    )
-    return buffer.getvalue()
+    """The tests' SentencePiece model: umT5's special ids, trained here on CORPUS."""
+    # 160: as large as this small corpus allows, so real words get multi-character pieces
+    return train_spiece(CORPUS, vocab_size=160)
 
 
 def build_tiny_umt5(root: Path, seed: int = 0, d_model: int = TINY_TEXT_DIM) -> TinyTextEncoder:
