@@ -47,14 +47,14 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
     add("--text-guidance", type=float, help=f"text guidance scale {MIN_GUIDANCE:g}-{MAX_GUIDANCE:g}")
     add("--fps", type=float, help=f"frame rate of the MP4, {MIN_FPS:g}-{MAX_FPS:g}")
     add("--seed", type=int, help="noise seed (random when omitted; printed at the end)")
-    add("--version", choices=VERSIONS, default="1.5", help="model version (default 1.5)")
+    add("--version", choices=VERSIONS, default=VERSIONS[0], help=f"model version (default {VERSIONS[0]})")
     add("--resolution", help=f"generation size: {', '.join(RESOLUTIONS)} or WIDTHxHEIGHT (default: the workflow's)")
     add("--prompt", help="text describing the video (default: the workflow's)")
     add(
         "--distilled",
         choices=DISTILLED,
-        help="v1.5 distilled 8-step sampling: auto (default workflow: on with its LoRA), on, or off (full sampling "
-        "with --steps/--guidance, LoRA removed)",
+        help="distilled sampling: auto (on only with the v1.5 DMD distillation LoRA, which the default workflow "
+        "loads), on, or off (full sampling with --steps/--guidance, LoRA removed)",
     )
 
 

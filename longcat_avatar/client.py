@@ -18,7 +18,7 @@ from . import workflow as wf
 from .comfy_http import ComfyConnection
 from .errors import GenerationError, InvalidParametersError, ServerUnavailableError
 from .media import audio_extension, image_extension, mp4_duration
-from .params import GenerationParams, validate, warnings_for
+from .params import VERSIONS, GenerationParams, validate, warnings_for
 from .progress import ProgressCallback, ProgressEvent, event_from_message, raise_for_failure
 
 log = logging.getLogger("longcat_avatar")
@@ -105,7 +105,7 @@ class AvatarGenerator:
         seed: int | None = None,
         *,
         text_guidance_scale: float | None = None,
-        version: str = "1.5",
+        version: str = VERSIONS[0],
         resolution: str | None = None,
         prompt: str | None = None,
         on_progress: ProgressCallback | None = None,
@@ -262,10 +262,12 @@ class AvatarGenerator:
 def _warn_ignored(prompt: dict[str, Any], params: GenerationParams) -> None:
     """Say when the distilled schedule will ignore the steps / guidance the caller chose."""
     chosen = [name for name in ("steps", "guidance", "text_guidance") if getattr(params, name) is not None]
-    if chosen and wf.runs_distilled(prompt):
+    mode = wf.sampling_mode(prompt)
+    if chosen and mode.distilled:
         log.warning(
-            "the workflow samples in distilled mode (8 steps, no guidance), so %s is not used; pass "
-            "distilled='off' (--distilled off) for full sampling with your settings",
+            "the workflow samples in %s, so %s is not used; pass distilled='off' (--distilled off) for full sampling "
+            "with your settings",
+            mode.note,
             ", ".join(chosen),
         )
     for warning in warnings_for(params):

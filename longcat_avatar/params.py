@@ -6,18 +6,19 @@ import re
 import secrets
 from dataclasses import dataclass, replace
 
+from .engine_tables import mode, versions
+
 MIN_STEPS, MAX_STEPS = 1, 100  # beyond 100 flow-matching steps nothing improves; 1 is the smallest meaningful run
 RECOMMENDED_STEPS = (20, 50)  # the non-distilled models' useful range (the reference CLI default is 50)
-DISTILL_STEPS = 8  # the v1.5 DMD LoRA is trained for exactly 8 steps
 MIN_GUIDANCE, MAX_GUIDANCE = 1.0, 10.0  # 1.0 turns guidance off; above ~10 mouths and colours exaggerate
 MIN_FPS, MAX_FPS = 15.0, 30.0  # the output frame rates Video Combine accepts
 MAX_SEED = 2**64 - 1  # ComfyUI's seed widgets are unsigned 64-bit
 RANDOM_SEED_BOUND = 2**32  # random seeds stay short enough to read back and type
-VERSIONS = ("1.5", "1.0")
+VERSIONS = tuple(name.removeprefix("v") for name in sorted(versions.VERSIONS, reverse=True))  # newest (default) first
 RESOLUTIONS = ("480p", "720p", "512x512")  # the model's two bucket tables, and a fixed small square
 CUSTOM_SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")  # WIDTHxHEIGHT, e.g. 832x480
 SIZE_MULTIPLE, MIN_SIZE, MAX_SIZE = 16, 32, 2048  # VAE 8x times 2x2 patches; 2048 is far beyond the 720p buckets
-DISTILLED = ("auto", "on", "off")  # the sampler's modes: on = the v1.5 8-step LoRA schedule without guidance
+DISTILLED = mode.DISTILLED_CHOICES  # the sampler's modes: on = the v1.5 8-step LoRA schedule without guidance
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class GenerationParams:
     text_guidance: float | None = None
     fps: float | None = None
     seed: int | None = None
-    version: str = "1.5"
+    version: str = VERSIONS[0]
     resolution: str | None = None
     prompt: str | None = None
     distilled: str | None = None
@@ -64,8 +65,11 @@ def validate(params: GenerationParams) -> list[str]:
         problems.append(f"version must be one of {', '.join(VERSIONS)}, got {params.version!r}")
     if params.resolution is not None and params.resolution not in RESOLUTIONS:
         problems += _custom_size_problems(params.resolution)
-    if params.distilled is not None and params.distilled not in DISTILLED:
-        problems.append(f"distilled must be one of {', '.join(DISTILLED)}, got {params.distilled!r}")
+    if params.distilled is not None:
+        problem = mode.distilled_problem(
+            params.version if params.version in VERSIONS else VERSIONS[0], params.distilled
+        )
+        problems += [problem] if problem else []
     if params.prompt is not None and not isinstance(params.prompt, str):
         problems.append(f"prompt must be text, got {params.prompt!r}")
     return problems
@@ -91,9 +95,11 @@ def _custom_size_problems(resolution: object) -> list[str]:
 def warnings_for(params: GenerationParams) -> list[str]:
     """Advice that does not stop a run (steps outside the recommended range)."""
     low, high = RECOMMENDED_STEPS
-    if params.steps is None or low <= params.steps <= high or params.steps == DISTILL_STEPS:
+    spec = versions.get_version(versions.normalize_version(params.version) or versions.LATEST)
+    if params.steps is None or low <= params.steps <= high or params.steps == spec.distill_steps:
         return []
+    distilled = f" (or exactly {spec.distill_steps} with the {spec.version} distillation LoRA)"
     return [
-        f"steps {params.steps} is outside the recommended {low}-{high} (or exactly {DISTILL_STEPS} with the v1.5 "
-        "distillation LoRA): fewer steps blur, more only cost time"
+        f"steps {params.steps} is outside the recommended {low}-{high}{distilled if spec.distill_steps else ''}: "
+        "fewer steps blur, more only cost time"
     ]

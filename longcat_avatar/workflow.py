@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .engine_tables import mode, versions
 from .errors import WorkflowError
-from .params import GenerationParams, custom_size
+from .params import VERSIONS, GenerationParams, custom_size
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 PACK_PREFIX = "LongCatAvatar"
@@ -175,11 +176,33 @@ def fill_workflow(workflow: Workflow, values: dict[str, Any]) -> Workflow:
     return filled
 
 
-def runs_distilled(workflow: Workflow) -> bool:
-    """True when the sampler will use the distilled 8-step schedule (on, or auto with a LoRA loaded)."""
-    mode = read_value(workflow, "distilled")
+def lora_role(workflow: Workflow) -> str:
+    """The LoRA the workflow loads, as the engine's mode decision needs it: none, the DMD LoRA, or another.
+
+    Known here by its official path only; the server also recognises a renamed copy by its tensors.
+    """
     lora = read_value(workflow, "lora")
-    return mode == "on" or (mode == "auto" and lora not in (None, "none"))
+    if lora in (None, mode.LORA_NONE):
+        return mode.LORA_NONE
+    official = [spec.distill_lora_path for spec in versions.VERSIONS.values() if spec.distill_lora_path]
+    return mode.LORA_DISTILLATION if str(lora).replace("\\", "/").endswith(tuple(official)) else mode.LORA_OTHER
+
+
+def sampling_mode(workflow: Workflow) -> mode.SamplingMode:
+    """What the workflow's sampler will run (the engine's own decision, from the workflow's values)."""
+    version = versions.get_version(workflow_version(workflow) or VERSIONS[0])
+    values = {role: read_value(workflow, role) for role in ("distilled", "steps", "text_guidance", "guidance")}
+    try:
+        return mode.sampling_mode(
+            version.version,
+            values["distilled"] or "off",
+            lora_role(workflow),
+            int(values["steps"] or 1),
+            float(values["text_guidance"] or mode.NO_GUIDANCE),
+            float(values["guidance"] or mode.NO_GUIDANCE),
+        )
+    except ValueError as error:
+        raise WorkflowError(f"the workflow's LongCat Avatar sampler cannot run: {error}") from error
 
 
 def generation_values(params: GenerationParams) -> dict[str, Any]:

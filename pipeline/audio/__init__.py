@@ -1,11 +1,12 @@
 """Audio conditioning for LongCat-Video-Avatar: ComfyUI AUDIO -> 16 kHz -> wav2vec2 (v1.0) / Whisper (v1.5) features."""
 
+from ..versions import VERSIONS
 from .encoders import AudioEncoder, load_audio_encoder, load_audio_encoder_from_state_dict
 from .errors import AudioEncoderError, AudioInputError
 from .features import compute_audio_features, embed_speech, prepare_track
 from .multi_speaker import compute_multi_speaker_features, merge_for_muxing
 from .speaker_masks import resize_speaker_masks, speaker_masks_from_boxes, speaker_masks_from_tensors
-from .types import VERSIONS, AudioFeatures, AudioVersionSpec, version_spec
+from .types import AudioFeatures, version_spec
 from .windows import gather_windows, segment_audio_start, window_indices
 
 __all__ = [
@@ -14,7 +15,6 @@ __all__ = [
     "AudioEncoderError",
     "AudioFeatures",
     "AudioInputError",
-    "AudioVersionSpec",
     "compute_audio_features",
     "compute_multi_speaker_features",
     "embed_speech",

@@ -24,16 +24,17 @@ from transformers import (
 )
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from ..versions import ENCODER_KIND_TO_VERSION, VERSIONS
 from .encoder_config import infer_config
 from .encoder_files import WAV2VEC2, WHISPER, detect_encoder_kind, find_weight_file, load_encoder_state, strip_prefix
 from .errors import AudioEncoderError
-from .types import ENCODER_KIND_TO_VERSION, VERSIONS, version_spec
+from .types import version_spec
 
 # Tensors a checkpoint may omit because inference never reads them (SpecAugment's mask embedding).
 UNUSED_IN_INFERENCE = ("masked_spec_embed",)
 # The reference hard-codes these depths: v1.0 stacks 12 wav2vec2 layer outputs (the DiT's audio_block = 12), v1.5
 # groups Whisper's 33 hidden states as 0:8, 8:16, 16:24, 24:32, 32 (whisper-large-v3 has 32 encoder layers).
-REQUIRED_LAYERS = {WAV2VEC2: 12, WHISPER: 32}
+REQUIRED_LAYERS = {WAV2VEC2: VERSIONS["v1.0"].audio_blocks, WHISPER: 32}
 WEIGHT_NORM_RENAMES = {  # legacy torch.nn.utils.weight_norm names -> parametrizations.weight_norm names
     "weight_g": "parametrizations.weight.original0",
     "weight_v": "parametrizations.weight.original1",

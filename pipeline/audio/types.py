@@ -1,4 +1,4 @@
-"""Plain data of the audio front-end: per-version audio settings and the `AudioFeatures` result."""
+"""Plain data of the audio front-end: the per-version audio settings (from the version table) and `AudioFeatures`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..versions import VersionSpec, get_version
 from .errors import AudioEncoderError
 from .windows import gather_windows
 
@@ -13,49 +14,12 @@ from .windows import gather_windows
 ENCODER_SAMPLE_RATE = 16000
 
 
-@dataclass(frozen=True)
-class AudioVersionSpec:
-    """Audio settings fixed by one LongCat-Video-Avatar version (spec §3, §4.1)."""
-
-    version: str
-    video_fps: int  # the model's native video frame rate (the demo's save_fps)
-    stride: int  # audio feature steps per video frame
-    encoder_kind: str  # "wav2vec2" or "whisper"
-    encoder_name: str  # what a user must load, for error messages
-    encoder_home: str  # where the official copy lives, for error messages
-
-    @property
-    def feature_rate(self) -> int:
-        """Feature steps per second (32 for v1.0, 25 for v1.5)."""
-        return self.video_fps * self.stride
-
-
-VERSIONS: dict[str, AudioVersionSpec] = {
-    # v1.0: chinese-wav2vec2-base features resampled to 32 Hz = two steps per 16 fps video frame.
-    "v1.0": AudioVersionSpec(
-        "v1.0",
-        16,
-        2,
-        "wav2vec2",
-        "chinese-wav2vec2-base",
-        "https://huggingface.co/meituan-longcat/LongCat-Video-Avatar",
-    ),
-    # v1.5: whisper-large-v3 layer groups resampled to 25 Hz = one step per 25 fps video frame.
-    "v1.5": AudioVersionSpec(
-        "v1.5", 25, 1, "whisper", "whisper-large-v3", "https://huggingface.co/meituan-longcat/LongCat-Video-Avatar-1.5"
-    ),
-}
-
-ENCODER_KIND_TO_VERSION = {spec.encoder_kind: name for name, spec in VERSIONS.items()}
-
-
-def version_spec(version: str) -> AudioVersionSpec:
-    """The audio settings of `version` ("v1.0"/"v1.5"; "1.0", "avatar-v1.5" and similar spellings accepted)."""
-    key = str(version).strip().lower().removeprefix("avatar-").removeprefix("longcat-")
-    key = key if key.startswith("v") else f"v{key}"
-    if key not in VERSIONS:
-        raise AudioEncoderError(f"unknown LongCat-Video-Avatar version {version!r}; expected one of {sorted(VERSIONS)}")
-    return VERSIONS[key]
+def version_spec(version: str) -> VersionSpec:
+    """The version-table row of `version` ("v1.0"/"v1.5"; "1.0", "avatar-v1.5" and similar spellings accepted)."""
+    try:
+        return get_version(version)
+    except ValueError as error:
+        raise AudioEncoderError(str(error)) from error
 
 
 @dataclass

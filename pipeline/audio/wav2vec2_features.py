@@ -7,10 +7,11 @@ import scipy.signal
 import torch
 import torch.nn.functional as F
 
+from ..versions import VERSIONS
 from .layer_outputs import collect_hidden_states
 from .loudness import normalize_loudness
 from .timing import num_feature_steps
-from .types import ENCODER_SAMPLE_RATE, VERSIONS
+from .types import ENCODER_SAMPLE_RATE
 
 # The reference adds white noise 45 dB below full scale so that silent stretches do not normalise to garbage.
 NOISE_FLOOR_DB = -45.0

@@ -6,10 +6,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..versions import VERSIONS
 from .layer_outputs import collect_hidden_states
 from .loudness import normalize_loudness
 from .timing import num_feature_steps
-from .types import ENCODER_SAMPLE_RATE, VERSIONS
+from .types import ENCODER_SAMPLE_RATE
 
 # Half-open ranges over the 33 hidden states (0 = embedding output, 32 = last layer after the final LayerNorm):
 # four means of eight states and the last state alone, hard-coded in the reference for whisper-large-v3.

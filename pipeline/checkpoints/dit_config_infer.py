@@ -5,14 +5,12 @@ from __future__ import annotations
 import math
 
 from ..dit.config import AUDIO_BLOCKS_V10, AUDIO_BLOCKS_V15, DiTConfig
+from ..versions import VERSIONS
 from .errors import CheckpointError
 from .safetensors_files import WeightSource
 
 # Real audio feature geometry per version: 12 wav2vec2-base layers x 768, 5 Whisper-large-v3 groups x 1280.
-REAL_AUDIO_GEOMETRY = {
-    AUDIO_BLOCKS_V10 * 768: (AUDIO_BLOCKS_V10, 768),
-    AUDIO_BLOCKS_V15 * 1280: (AUDIO_BLOCKS_V15, 1280),
-}
+REAL_AUDIO_GEOMETRY = {s.audio_blocks * s.audio_channels: (s.audio_blocks, s.audio_channels) for s in VERSIONS.values()}
 # Audio window of the reference pipeline (frame centre +- 2 feature frames); not recoverable from the weights alone.
 DEFAULT_AUDIO_WINDOW = 5
 # Audio channel widths are multiples of 8 in every encoder we know (768, 1280, tiny test encoders).
@@ -35,9 +33,8 @@ def split_audio_geometry(per_slot: int, version: str | None = None) -> tuple[int
     """
     if version is None and per_slot in REAL_AUDIO_GEOMETRY:
         return REAL_AUDIO_GEOMETRY[per_slot]
-    wanted = {"v1.0": AUDIO_BLOCKS_V10, "v1.5": AUDIO_BLOCKS_V15}
     if version is not None:
-        blocks = wanted[version]
+        blocks = VERSIONS[version].audio_blocks
         if per_slot % blocks:
             raise CheckpointError(f"audio width {per_slot} is not {blocks} x channels, so it is not a {version} DiT")
         return blocks, per_slot // blocks

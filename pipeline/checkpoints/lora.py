@@ -1,4 +1,5 @@
-"""Official LongCat LoRA files (`lora___lorahyphen___...`), applied on the fly (forward hook) or merged."""
+"""Official LongCat LoRA files (`lora___lorahyphen___...`), applied on the fly (forward hook) or merged, and the
+recognition of the v1.5 DMD distillation LoRA (which decides the sampler's distilled auto mode)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
+from ..sampling.mode import LORA_DISTILLATION, LORA_OTHER
+from ..versions import VERSIONS
 from .errors import CheckpointError, summarize_keys
 from .int8 import Int8Linear
 
@@ -19,6 +22,21 @@ log = logging.getLogger(__name__)
 PREFIX = "lora___lorahyphen___"
 HYPHEN = "___lorahyphen___"
 DOWN, UP, UP_BLOCK, ALPHA = ".lora_down.weight", ".lora_up.weight", ".lora_up.blocks.", ".alpha_scale"
+DMD_RANK = 128  # the reference LoRANetwork's lora_dim (alpha 64 -> alpha_scale 0.5), the DMD LoRA's rank
+# Every block's targets in the DMD LoRA, with their number of up-projection blocks (the reference's LoRAUPParallel
+# n_seperate for fused projections). Avatar-1.5's key list is not published: this is the target set of
+# LongCat-Video's own step-distillation LoRA (cfg_step_lora: 24 keys per block), which at the real size (48 blocks,
+# hidden 4096, FFN 11008) is 630,718,464 parameters = 1.26 GB in bf16 and 2.52 GB in fp32, the sizes reported for
+# dmd_lora.safetensors. Files at the official path are recognised whatever their tensors.
+DMD_TARGETS = {
+    "attn.qkv": 3,
+    "attn.proj": 1,
+    "cross_attn.q_linear": 1,
+    "cross_attn.kv_linear": 2,
+    "ffn.w1": 1,
+    "ffn.w2": 1,
+    "ffn.w3": 1,
+}
 
 
 @dataclass
@@ -53,11 +71,50 @@ class LoRAInfo:
     skipped: list[str] = field(default_factory=list)
     rank: int = 0
     alpha_scales: list[float] = field(default_factory=list)
+    distillation: bool = False  # the DMD distillation LoRA (official path, or its tensor set for this model)
+
+    @property
+    def role(self) -> str:
+        """What the sampler's distilled auto mode needs to know: the DMD distillation LoRA, or another one."""
+        return LORA_DISTILLATION if self.distillation else LORA_OTHER
 
 
 def module_name(lora_name: str) -> str:
     """`lora___lorahyphen___blocks___lorahyphen___0...` -> `blocks.0...`."""
     return lora_name.removeprefix(PREFIX).replace(HYPHEN, ".")
+
+
+def lora_key(module: str) -> str:
+    """`blocks.0.attn.qkv` -> `lora___lorahyphen___blocks___lorahyphen___0___lorahyphen___attn___lorahyphen___qkv`."""
+    return PREFIX + module.replace(".", HYPHEN)
+
+
+def distillation_tensor_set(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """The DMD LoRA's tensor names and shapes for this model (the layer sizes follow from its DiT config)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for index in range(len(model.blocks)):
+        for target, parts in DMD_TARGETS.items():
+            layer = model.get_submodule(f"blocks.{index}.{target}")
+            key = lora_key(f"blocks.{index}.{target}")
+            shapes[key + DOWN] = (parts * DMD_RANK, layer.in_features)
+            ups = [key + UP] if parts == 1 else [f"{key}{UP_BLOCK}{j}.weight" for j in range(parts)]
+            shapes.update(dict.fromkeys(ups, (layer.out_features // parts, DMD_RANK)))
+            shapes[key + ALPHA] = ()
+    return shapes
+
+
+def lora_tensor_set(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of a safetensors file, read from its header (no weights loaded)."""
+    with safe_open(str(path), framework="pt") as handle:
+        return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 - safe_open is not a dict
+
+
+def is_distillation_lora(model: nn.Module, path: str | Path) -> bool:
+    """The DMD distillation LoRA: the official file (by its path under models/longcat/), or the same tensor set."""
+    official = [spec.distill_lora_path for spec in VERSIONS.values() if spec.distill_lora_path]
+    if any(Path(path).as_posix().endswith(f"/{name}") for name in official):
+        return True
+    return hasattr(model, "blocks") and lora_tensor_set(path) == distillation_tensor_set(model)
 
 
 def _group_keys(keys: list[str], path: Path) -> dict[str, dict[str, str]]:
@@ -149,7 +206,9 @@ def apply_lora(model: nn.Module, path: str | Path, strength: float = 1.0, merge:
     """Apply a LoRA file to `model`: merged into dense weights, or as forward hooks (always for int8 layers)."""
     info = LoRAInfo(str(path), strength, merge)
     dtype = model_dtype(model)
-    for entry in read_lora(path):
+    entries = read_lora(path)
+    info.distillation = is_distillation_lora(model, path)
+    for entry in entries:
         try:
             layer = model.get_submodule(entry.module)
         except AttributeError:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..versions import VERSIONS, version_for_audio_blocks
+
 # Keys of the official config.json that are not model geometry: attention-backend flags (we pick the backend at run
 # time), context-parallel split (single process here), diffusers bookkeeping and the tokenizer length.
 IGNORED_KEYS = frozenset(
@@ -26,10 +28,9 @@ IGNORED_KEYS = frozenset(
     }
 )
 
-# audio_block (the "layers" axis S of the audio features) that identifies each model version: v1.0 stacks the 12
-# transformer layers of chinese-wav2vec2-base, v1.5 averages whisper-large-v3 layers into 5 groups.
-AUDIO_BLOCKS_V10 = 12
-AUDIO_BLOCKS_V15 = 5
+# audio_block (the "layers" axis S of the audio features) identifies each model version (the version table).
+AUDIO_BLOCKS_V10 = VERSIONS["v1.0"].audio_blocks
+AUDIO_BLOCKS_V15 = VERSIONS["v1.5"].audio_blocks
 
 # SwiGLU FFN width is rounded up to a multiple of 256 (LLaMA rule used by the reference FeedForwardSwiGLU).
 FFN_MULTIPLE_OF = 256
@@ -125,10 +126,9 @@ class DiTConfig:
         Rule: audio_block == 12 (wav2vec2-base layers, 12 x 768 features) is "v1.0"; audio_block == 5 (five Whisper
         layer groups, 5 x 1280) is "v1.5". Any other audio_block is not an official model and raises ValueError.
         """
-        if self.audio_block == AUDIO_BLOCKS_V10:
-            return "v1.0"
-        if self.audio_block == AUDIO_BLOCKS_V15:
-            return "v1.5"
+        version = version_for_audio_blocks(self.audio_block)
+        if version is not None:
+            return version
         raise ValueError(
             f"audio_block={self.audio_block} matches no LongCat-Avatar version "
             f"({AUDIO_BLOCKS_V10} = v1.0 wav2vec2 layers, {AUDIO_BLOCKS_V15} = v1.5 Whisper groups)"

@@ -13,15 +13,16 @@ from ..audio.types import AudioFeatures
 from ..imaging import resize_and_center_crop_masks
 from ..text.encoder import TextEmbedding
 from ..vae.pixels import frames_to_pixels, pixels_to_frames
+from ..versions import get_version
 from .denoise import Continuation, denoise_continuation, denoise_first_segment
 from .guidance import Guidance
 from .hooks import SamplerHooks
+from .mode import LORA_NONE, SamplingMode, sampling_mode
 from .noise import VAE_SPATIAL, draw_noise, latent_shape, make_generator
-from .schedules import V15_DISTILL_STEPS, build_schedule, resolve_shift
+from .schedules import build_schedule, resolve_shift
 from .segments import OVERLAP_FRAMES, SEGMENT_FRAMES, SegmentPlan, frames_covering, plan_segments
 
 SIZE_MULTIPLE = 16  # VAE 8× downsampling times the DiT's 2×2 patches
-VERSIONS_WITH_LATENT_STITCHING = ("v1.0",)  # v1.0 denoises with the previous latents (use_vcond), v1.5 re-encodes
 
 
 class LatentCodec(Protocol):
@@ -40,12 +41,13 @@ class LatentCodec(Protocol):
 class SamplerSettings:
     """User-facing sampling options; the defaults are the reference demo's."""
 
-    steps: int = 50  # demo default for full sampling (the distilled v1.5 schedule always has 8)
+    steps: int = 50  # demo default for full sampling (the distilled schedule has its own fixed count)
     text_guidance: float = 4.0  # demo default; 1.0 disables text CFG
     audio_guidance: float = 4.0  # demo default; the README recommends 3–5
     shift: float | None = None  # None: the checkpoint's scheduler_config.json, else the per-version default
     seed: int = 42  # demo default (global_seed 42 on rank 0)
-    distilled: bool = False  # the distilled sigma schedule (8 DMD steps on v1.5), independent of any LoRA
+    distilled: bool | str = False  # "on" (True), "off" (False) or "auto": on only when `lora` is the DMD LoRA
+    lora: str = LORA_NONE  # which LoRA the model carries (none, the DMD distillation LoRA, another): decides auto
     ref_img_index: int = 10  # demo default: the reference sits at virtual latent time 10
     mask_frame_range: int = 3  # demo default: noisy frames within ±3 of that time skip the reference
     frames_per_segment: int = SEGMENT_FRAMES
@@ -53,11 +55,20 @@ class SamplerSettings:
     tiled_decode: bool = False
     scheduler_dir: str | Path | None = None  # a checkpoint's scheduler/ folder, read for the shift
 
+    def mode(self, version: str) -> SamplingMode:
+        """Distilled or full sampling, decided once for the node, the command line and the engine (mode.py)."""
+        return sampling_mode(version, self.distilled, self.lora, self.steps, self.text_guidance, self.audio_guidance)
+
     def effective(self, version: str) -> SamplerSettings:
-        """The settings the reference really uses: distilled v1.5 runs 8 steps without CFG (as its demo forces)."""
-        if self.distilled and version == "v1.5":
-            return replace(self, steps=V15_DISTILL_STEPS, text_guidance=1.0, audio_guidance=1.0)
-        return self
+        """The settings the reference really uses: its mode's steps, guidance scales and schedule."""
+        mode = self.mode(version)
+        return replace(
+            self,
+            steps=mode.steps,
+            text_guidance=mode.text_guidance,
+            audio_guidance=mode.audio_guidance,
+            distilled=mode.distilled,
+        )
 
 
 @dataclass
@@ -135,7 +146,7 @@ class SegmentSampler:
         """Continuation segment: re-encode the previous segment's last overlap frames, then denoise the rest."""
         fresh = self.codec.encode(frames_to_pixels(prev_frames[-self.plan.overlap_frames :]))
         n_cond = self.plan.cond_latents
-        denoise_cond = prev_latents[:, :, -n_cond:] if self.version in VERSIONS_WITH_LATENT_STITCHING else fresh
+        denoise_cond = prev_latents[:, :, -n_cond:] if get_version(self.version).latent_stitching else fresh
         s = self.settings
         cont = Continuation(denoise_cond, fresh, ref_latent, s.ref_img_index, s.mask_frame_range)
         return denoise_continuation(self.model, noise, self.next_schedule, self.guidance(segment), cont, self.hooks)

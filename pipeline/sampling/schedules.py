@@ -10,16 +10,13 @@ import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
+from ..versions import get_version
+
 NUM_TRAIN_TIMESTEPS = 1000  # the reference trains on 1000 flow-matching timesteps (FlowMatchEulerDiscreteScheduler)
-V15_DISTILL_STEPS = 8  # the v1.5 DMD distillation was trained for exactly 8 sampling steps
 V10_DISTILL_GRID = 50  # v1.0 "distill" schedule subsamples a 50-point grid (pipeline._num_distill_sample_steps)
 NON_DISTILL_SIGMA_MIN = 0.001  # the reference's linspace(1, 0.001, N) stops just short of 0
 ENHANCE_HF_START = 500.0  # enhance_hf keeps shifted timesteps above 500 ...
 ENHANCE_HF_STEPS = 10  # ... then 10 uniform, unshifted timesteps 500, 450, ..., 50
-
-# Per-version shift when no scheduler_config.json is found. v1.5: Avatar-1.5's own scheduler/ says 7.0. v1.0 uses
-# LongCat-Video's scheduler/, which we could not read; a FastVideo mirror of that file says 12.0, so we take it.
-DEFAULT_SHIFT = {"v1.0": 12.0, "v1.5": 7.0}
 
 
 @dataclass(frozen=True)
@@ -35,10 +32,11 @@ class Schedule:
 
 def base_sigmas(version: str, steps: int, distilled: bool) -> torch.Tensor:
     """The reference `get_timesteps_sigmas`: unshifted sigmas for full or distilled sampling."""
-    if distilled and version == "v1.5":
+    distill_steps = get_version(version).distill_steps
+    if distilled and distill_steps is not None:
         # Rows 0, 125, ..., 875 of a descending linspace(1, 0, 1000): the DMD student's 8 training timesteps.
-        stride = NUM_TRAIN_TIMESTEPS // V15_DISTILL_STEPS
-        picks = (torch.arange(1, V15_DISTILL_STEPS + 1, dtype=torch.float32) * stride).round().long()
+        stride = NUM_TRAIN_TIMESTEPS // distill_steps
+        picks = (torch.arange(1, distill_steps + 1, dtype=torch.float32) * stride).round().long()
         grid = torch.flip(torch.linspace(0, 1, NUM_TRAIN_TIMESTEPS), [0])
         return torch.flip(grid[NUM_TRAIN_TIMESTEPS - picks], [0]).float()
     if steps < 1:
@@ -98,22 +96,13 @@ def resolve_shift(version: str, scheduler_dir: str | Path | None = None, overrid
     if override is not None and override > 0:
         return float(override)
     found = read_shift(scheduler_dir)
-    if found is not None:
-        return found
-    if version not in DEFAULT_SHIFT:
-        raise ValueError(f"unknown model version {version!r}; expected one of {sorted(DEFAULT_SHIFT)}")
-    return DEFAULT_SHIFT[version]
+    return found if found is not None else get_version(version).default_shift
 
 
-def find_scheduler_dir(dit_path: str | Path) -> Path | None:
-    """The official scheduler/ for a DiT in the official layout, or None (then the per-version default applies).
+def find_scheduler_dir(longcat_root: str | Path, version: str) -> Path | None:
+    """The official scheduler/ folder of `version` under a `models/longcat/` root, or None (the default shift applies).
 
-    Avatar-1.5 ships its own `scheduler/` beside `base_model/`; Avatar v1.0 uses the sibling `LongCat-Video/scheduler/`.
+    Avatar-1.5 ships its own `scheduler/`; Avatar v1.0 uses LongCat-Video's (the version table's scheduler_repo).
     """
-    path = Path(dit_path)
-    folder = path if path.is_dir() else path.parent
-    for repo in (folder.parent, folder):  # the DiT's subfolder (base_model/, avatar_single/) or the repo itself
-        for candidate in (repo / "scheduler", repo.parent / "LongCat-Video" / "scheduler"):
-            if (candidate / "scheduler_config.json").is_file():
-                return candidate
-    return None
+    folder = Path(longcat_root) / get_version(version).scheduler_repo / "scheduler"
+    return folder if (folder / "scheduler_config.json").is_file() else None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
 from pipeline.dit.config import DiTConfig
 from pipeline.dit.model import LongCatAvatarDiT
@@ -84,3 +86,15 @@ def rel_l2(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """||a - e|| / ||e|| in float64."""
     a, e = actual.double(), expected.double()
     return ((a - e).norm() / e.norm()).item()
+
+
+def write_random_lora(path: Path, shapes: dict[str, tuple[int, ...]], seed: int = 0, scale: float = 0.02) -> Path:
+    """A LoRA file with exactly these tensor names and shapes: random downs and ups, alpha_scale 0.5 (alpha 64/128)."""
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {
+        name: torch.tensor(0.5) if not shape else torch.randn(shape, generator=gen) * scale
+        for name, shape in sorted(shapes.items())
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    return path

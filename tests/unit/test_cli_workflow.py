@@ -78,8 +78,22 @@ def test_none_keeps_the_workflow_value() -> None:
     filled = wf.fill_workflow(template, wf.generation_values(GenerationParams()))
     assert filled == template
     assert wf.read_value(template, "fps") == 25.0
-    assert wf.runs_distilled(template)  # auto + the DMD LoRA
-    assert not wf.runs_distilled(wf.fill_workflow(template, wf.generation_values(GenerationParams(distilled="off"))))
+    assert wf.sampling_mode(template).distilled  # auto + the DMD LoRA
+    assert not wf.sampling_mode(
+        wf.fill_workflow(template, wf.generation_values(GenerationParams(distilled="off")))
+    ).distilled
+
+
+def test_the_client_reads_the_engines_mode_decision() -> None:
+    """auto distils only with the DMD LoRA (a style LoRA keeps the steps); v1.0 with distilled on is refused."""
+    template = wf.load_workflow(wf.find_workflow("1.5"))
+    style = wf.fill_workflow(template, {"lora": "my_style_lora.safetensors", "steps": 30})
+    assert wf.lora_role(style) == "other" and wf.lora_role(template) == "distillation"
+    mode = wf.sampling_mode(style)
+    assert (mode.distilled, mode.steps) == (False, 30) and "not the DMD distillation LoRA" in mode.note
+    v10 = wf.load_workflow(wf.find_workflow("1.0"))
+    with pytest.raises(WorkflowError, match="v1.0 has none"):
+        wf.sampling_mode(wf.fill_workflow(v10, {"distilled": "on"}))
 
 
 def test_a_value_without_its_node_is_an_error() -> None:

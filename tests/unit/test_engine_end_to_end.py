@@ -104,8 +104,7 @@ def run(model, vae, version: str, cond: VideoConditioning, settings: SamplerSett
 )
 def test_portrait_and_speech_to_frames(layout: OfficialLayout, speech: dict, engine, version: str, settings) -> None:
     """Frames at the native fps cover the speech exactly, over two segments; a seed reproduces them bit for bit."""
-    dit_dir = layout.avatar_v10 / "avatar_single" if version == "v1.0" else layout.avatar_v15 / "base_model"
-    settings = replace(settings, scheduler_dir=find_scheduler_dir(dit_dir))
+    settings = replace(settings, scheduler_dir=find_scheduler_dir(layout.avatar_v15.parent, version))
     model, vae, cond = engine(version)
     events: list = []
     video = run(model, vae, version, cond, settings, events)

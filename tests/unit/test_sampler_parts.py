@@ -13,6 +13,7 @@ from pipeline.audio.types import AudioFeatures
 from pipeline.audio.windows import gather_windows
 from pipeline.sampling.guidance import Guidance, predict
 from pipeline.sampling.hooks import Interrupted, SamplerHooks
+from pipeline.sampling.mode import LORA_DISTILLATION, LORA_NONE, LORA_OTHER
 from pipeline.sampling.noise import draw_noise, latent_frames, latent_shape, make_generator
 from pipeline.sampling.sampler import SamplerSettings, VideoConditioning, decode_segments, generate_video
 from pipeline.sampling.schedules import build_schedule
@@ -115,14 +116,17 @@ def test_hooks_count_and_stop() -> None:
 
 
 def test_settings_follow_the_reference_demo() -> None:
-    """Distilled v1.5 runs 8 steps without CFG; v1.0's distilled schedule keeps the caller's steps and scales."""
-    s = SamplerSettings(steps=30, text_guidance=4, audio_guidance=4, distilled=True)
-    assert (s.effective("v1.5").steps, s.effective("v1.5").text_guidance, s.effective("v1.5").audio_guidance) == (
-        8,
-        1.0,
-        1.0,
-    )
-    assert s.effective("v1.0") == s
+    """Distilled v1.5 runs 8 steps without CFG; auto distils only with the DMD LoRA; v1.0 has no distilled mode."""
+    s = SamplerSettings(steps=30, text_guidance=4, audio_guidance=3, distilled=True)
+    on = s.effective("v1.5")
+    assert (on.steps, on.text_guidance, on.audio_guidance, on.distilled) == (8, 1.0, 1.0, True)
+    auto = replace(s, distilled="auto", lora=LORA_DISTILLATION).effective("v1.5")
+    assert auto == replace(on, distilled=True, lora=LORA_DISTILLATION)
+    for lora in (LORA_OTHER, LORA_NONE):  # a style LoRA (or none) keeps the caller's steps and guidance
+        assert replace(s, distilled="auto", lora=lora).effective("v1.5") == replace(s, distilled=False, lora=lora)
+    with pytest.raises(ValueError, match="v1.0 has none"):
+        s.effective("v1.0")
+    assert replace(s, distilled="auto", lora=LORA_DISTILLATION).effective("v1.0").steps == 30
 
 
 class FakeDiT(Linear):

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from pipeline.sampling.schedules import (
-    DEFAULT_SHIFT,
     base_sigmas,
     build_schedule,
     enhance_hf_tail,
@@ -18,6 +17,7 @@ from pipeline.sampling.schedules import (
     resolve_shift,
     shifted_schedule,
 )
+from pipeline.versions import VERSIONS
 
 REALCKPT = Path(__file__).resolve().parents[3] / "shared" / "realckpt"
 
@@ -61,9 +61,9 @@ def test_shift_resolution_order(tmp_path: Path) -> None:
     (tmp_path / "scheduler_config.json").write_text(json.dumps({"shift": 3.5}))
     assert resolve_shift("v1.0", tmp_path) == 3.5
     assert resolve_shift("v1.0", tmp_path, override=9.0) == 9.0
-    assert resolve_shift("v1.0", tmp_path / "missing") == DEFAULT_SHIFT["v1.0"] == 12.0
+    assert resolve_shift("v1.0", tmp_path / "missing") == VERSIONS["v1.0"].default_shift == 12.0
     assert resolve_shift("v1.5", None) == 7.0
-    with pytest.raises(ValueError, match="unknown model version"):
+    with pytest.raises(ValueError, match="unknown LongCat-Video-Avatar version"):
         resolve_shift("v2", None)
 
 
@@ -77,16 +77,13 @@ def test_euler_step_moves_along_the_velocity() -> None:
 
 
 def test_scheduler_folder_of_the_official_layouts(tmp_path: Path) -> None:
-    """v1.5 reads its own scheduler/, v1.0 LongCat-Video's; a loose single file has none (per-version default)."""
+    """v1.5 reads its own scheduler/, v1.0 LongCat-Video's; without the folder the per-version default applies."""
     longcat = tmp_path / "longcat"
-    for repo, shift in (("LongCat-Video-Avatar-1.5", 7.0), ("LongCat-Video", 12.0)):
+    assert find_scheduler_dir(longcat, "v1.5") is None and resolve_shift("v1.5", None) == 7.0
+    for repo, shift in (("LongCat-Video-Avatar-1.5", 3.0), ("LongCat-Video", 5.0)):
         (longcat / repo / "scheduler").mkdir(parents=True)
         (longcat / repo / "scheduler" / "scheduler_config.json").write_text(json.dumps({"shift": shift}))
-    (longcat / "LongCat-Video-Avatar-1.5" / "base_model").mkdir()
-    (longcat / "LongCat-Video-Avatar" / "avatar_single").mkdir(parents=True)
-    v15 = find_scheduler_dir(longcat / "LongCat-Video-Avatar-1.5" / "base_model")
-    v10 = find_scheduler_dir(longcat / "LongCat-Video-Avatar" / "avatar_single")
-    assert v15 == longcat / "LongCat-Video-Avatar-1.5" / "scheduler" and resolve_shift("v1.5", v15) == 7.0
-    assert v10 == longcat / "LongCat-Video" / "scheduler" and resolve_shift("v1.0", v10) == 12.0
-    (tmp_path / "diffusion_models").mkdir()
-    assert find_scheduler_dir(tmp_path / "diffusion_models" / "avatar.safetensors") is None
+    (longcat / "LongCat-Video-Avatar" / "scheduler").mkdir(parents=True)  # not v1.0's: it has no config there
+    v15, v10 = find_scheduler_dir(longcat, "v1.5"), find_scheduler_dir(longcat, "v1.0")
+    assert v15 == longcat / "LongCat-Video-Avatar-1.5" / "scheduler" and resolve_shift("v1.5", v15) == 3.0
+    assert v10 == longcat / "LongCat-Video" / "scheduler" and resolve_shift("v1.0", v10) == 5.0
