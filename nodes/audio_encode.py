@@ -14,6 +14,7 @@ from comfy_api.latest import io
 from ..pipeline.audio.features import compute_audio_features
 from ..pipeline.audio.input import audio_to_mono
 from ..pipeline.audio.multi_speaker import MODES, arrange_tracks, compute_multi_speaker_features
+from .choices import check_choices
 from .payloads import AudioEmbedsPayload, AudioEncoderHandle, SpeakerLayout
 from .types import CATEGORY, AudioEmbeds, AudioEncoderModel
 
@@ -112,6 +113,11 @@ class AudioEncode(io.ComfyNode):
                 ),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, mode: str) -> bool | str:
+        """Refuse an unknown mode before anything runs (ComfyUI does not check V3 combos)."""
+        return check_choices(mode=(mode, MODES))
 
     @classmethod
     def execute(

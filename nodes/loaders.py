@@ -20,6 +20,7 @@ from ..pipeline.text.encoder import CachedTextEncoder
 from ..pipeline.vae.loader import load_wan_vae
 from ..pipeline.vae.wan_vae import WanVAE
 from . import model_files as mf
+from .choices import check_choices, require_choice
 from .payloads import AudioEncoderHandle, ModelHandle, NamedModel
 from .runtime import DTYPE_CHOICES, resolve_dtype, torch_device
 from .types import LOADER_CATEGORY, AudioEncoderModel, AvatarModel, AvatarVAE, TextEncoderModel
@@ -67,7 +68,8 @@ def lora_inputs() -> list[io.Input]:
             options=mf.list_choices(mf.LORA, optional=True),
             default=mf.NONE_CHOICE,
             tooltip="Optional LoRA, e.g. the v1.5 DMD distillation LoRA (lora/dmd_lora.safetensors) for "
-            "8-step sampling without guidance. With a LoRA the sampler's 'distilled' auto mode turns on.",
+            "8-step sampling without guidance: with it the sampler's 'distilled' auto mode turns on. Any other "
+            "LoRA (e.g. a style LoRA) keeps the sampler's steps and guidance.",
         ),
         io.Float.Input(
             "lora_strength",
@@ -134,10 +136,16 @@ class AvatarModelLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, model: str, lora: str) -> bool | str:
-        """Name the missing file, its folder and the download page before anything runs."""
-        found = check_choice(mf.DIT, model)
-        return found if found is not True else check_choice(mf.LORA, lora, optional=True)
+    def validate_inputs(cls, model: str, lora: str, speakers: str, dtype: str) -> bool | str:
+        """Refuse unknown choices; name a missing file, its folder and the download page before anything runs."""
+        for found in (
+            check_choices(speakers=(speakers, SPEAKER_CHOICES), dtype=(dtype, DTYPE_CHOICES)),
+            check_choice(mf.DIT, model),
+            check_choice(mf.LORA, lora, optional=True),
+        ):
+            if found is not True:
+                return found
+        return True
 
     @classmethod
     def execute(
@@ -152,19 +160,20 @@ class AvatarModelLoader(io.ComfyNode):
     ) -> io.NodeOutput:
         """Load the DiT (and LoRA) onto ComfyUI's device, optionally quantising it to int8 first."""
         device = torch_device()
+        compute_dtype = resolve_dtype(dtype, device)
         path = mf.resolve(mf.DIT, model)
         lora_path = None if lora == mf.NONE_CHOICE else mf.resolve(mf.LORA, lora)
-        multi = {"single": False, "multi": True}.get(speakers)
+        multi = {"auto": None, "single": False, "multi": True}[require_choice("speakers", speakers, SPEAKER_CHOICES)]
         if multi is None and path.name == "avatar_multi":  # the official v1.0 multi-speaker folder
             multi = True
         try:
             if quantize_int8:  # quantise the plain weights, then put the LoRA on the int8 layers (on the fly)
-                loaded = load_dit(path, dtype=resolve_dtype(dtype, device), device=device, multi_speaker=multi)
+                loaded = load_dit(path, dtype=compute_dtype, device=device, multi_speaker=multi)
                 quantize_int8_in_place(loaded, lora_path, lora_strength)
             else:
                 loaded = load_dit(
                     path,
-                    dtype=resolve_dtype(dtype, device),
+                    dtype=compute_dtype,
                     device=device,
                     lora_path=lora_path,
                     lora_strength=lora_strength,
@@ -209,17 +218,19 @@ class AudioEncoderLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, audio_encoder: str) -> bool | str:
-        """Name the missing file, its folder and the download page before anything runs."""
-        return check_choice(mf.AUDIO_ENCODER, audio_encoder)
+    def validate_inputs(cls, audio_encoder: str, dtype: str) -> bool | str:
+        """Refuse an unknown dtype; name a missing file, its folder and the download page before anything runs."""
+        found = check_choices(dtype=(dtype, DTYPE_CHOICES))
+        return found if found is not True else check_choice(mf.AUDIO_ENCODER, audio_encoder)
 
     @classmethod
     def execute(cls, audio_encoder: str, dtype: str) -> io.NodeOutput:
         """Load the encoder onto ComfyUI's device."""
         device = torch_device()
+        compute_dtype = resolve_dtype(dtype, device)
         try:
             encoder = load_audio_encoder(
-                mf.resolve(mf.AUDIO_ENCODER, audio_encoder), device=device, dtype=resolve_dtype(dtype, device)
+                mf.resolve(mf.AUDIO_ENCODER, audio_encoder), device=device, dtype=compute_dtype
             )
         except ValueError as error:
             raise wrong_file(mf.AUDIO_ENCODER, audio_encoder, error) from error
@@ -256,16 +267,18 @@ class VAELoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, vae: str) -> bool | str:
-        """Name the missing file, its folder and the download page before anything runs."""
-        return check_choice(mf.VAE, vae)
+    def validate_inputs(cls, vae: str, dtype: str) -> bool | str:
+        """Refuse an unknown dtype; name a missing file, its folder and the download page before anything runs."""
+        found = check_choices(dtype=(dtype, DTYPE_CHOICES))
+        return found if found is not True else check_choice(mf.VAE, vae)
 
     @classmethod
     def execute(cls, vae: str, dtype: str) -> io.NodeOutput:
         """Load the VAE onto ComfyUI's device."""
         device = torch_device()
+        compute_dtype = resolve_dtype(dtype, device)
         try:
-            model = load_wan_vae(mf.resolve(mf.VAE, vae), dtype=resolve_dtype(dtype, device))
+            model = load_wan_vae(mf.resolve(mf.VAE, vae), dtype=compute_dtype)
         except (ValueError, OSError) as error:
             raise wrong_file(mf.VAE, vae, error) from error
         return io.NodeOutput(NamedModel(WanVAE(model, device=device), vae))
@@ -313,9 +326,10 @@ class TextEncoderLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, text_encoder: str) -> bool | str:
-        """Name the missing file, its folder and the download page before anything runs."""
-        return check_choice(mf.TEXT_ENCODER, text_encoder)
+    def validate_inputs(cls, text_encoder: str, dtype: str) -> bool | str:
+        """Refuse an unknown dtype; name a missing file, its folder and the download page before anything runs."""
+        found = check_choices(dtype=(dtype, DTYPE_CHOICES))
+        return found if found is not True else check_choice(mf.TEXT_ENCODER, text_encoder)
 
     @classmethod
     def execute(cls, text_encoder: str, dtype: str) -> io.NodeOutput:

@@ -10,6 +10,7 @@ from comfy_api.latest import io
 
 from ..pipeline.portrait import Portrait, encode_portrait, prepare_portrait
 from ..pipeline.resolution import RESOLUTION_MODES
+from .choices import check_choices
 from .payloads import NamedModel
 from .types import CATEGORY, AvatarVAE, PortraitLatent
 
@@ -86,6 +87,11 @@ class PortraitEncode(io.ComfyNode):
                 io.Image.Output(display_name="cropped", tooltip="The portrait exactly as the model sees it."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, resolution: str) -> bool | str:
+        """Refuse an unknown resolution before anything runs (ComfyUI does not check V3 combos)."""
+        return check_choices(resolution=(resolution, RESOLUTION_MODES))
 
     @classmethod
     def execute(

@@ -12,6 +12,8 @@ import comfy.model_management as mm
 import comfy.utils
 import torch
 
+from .choices import require_choice
+
 log = logging.getLogger(__name__)
 
 DTYPE_CHOICES = ("auto", "bf16", "fp16", "fp32")
@@ -26,7 +28,7 @@ def torch_device() -> torch.device:
 
 def resolve_dtype(choice: str, device: torch.device | None = None) -> torch.dtype:
     """The dtype for a loader's `dtype` widget; "auto" is bf16 on GPUs that support it, else fp16 / fp32."""
-    if choice in _DTYPES:
+    if require_choice("dtype", choice, DTYPE_CHOICES) in _DTYPES:
         return _DTYPES[choice]
     device = device or torch_device()
     if device.type == "cpu":

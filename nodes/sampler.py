@@ -11,9 +11,12 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..pipeline.sampling.hooks import Interrupted, SamplerHooks
+from ..pipeline.sampling.mode import DISTILLED_CHOICES, LORA_NONE, SamplingMode
 from ..pipeline.sampling.sampler import GeneratedVideo, SamplerSettings, VideoConditioning, generate_video
-from ..pipeline.sampling.schedules import V15_DISTILL_STEPS
+from ..pipeline.sampling.schedules import find_scheduler_dir
+from ..pipeline.versions import VERSIONS, get_version
 from . import model_files as mf
+from .choices import check_choices
 from .payloads import AudioEmbedsPayload, ModelHandle, NamedModel
 from .portrait_encode import PortraitPayload
 from .runtime import NodeProgress, cancellable
@@ -22,8 +25,7 @@ from .types import CATEGORY, AudioEmbeds, AvatarModel, AvatarVAE, AvatarVideo, P
 
 log = logging.getLogger(__name__)
 
-DISTILLED_CHOICES = ("auto", "on", "off")
-SCHEDULER_HOME = {"v1.5": mf.REPO_V15, "v1.0": mf.REPO_BASE}  # v1.0 reads LongCat-Video's scheduler/, v1.5 its own
+V15 = VERSIONS["v1.5"]  # the version with a distilled mode, named in the tooltips
 MAX_SEED = 0xFFFFFFFFFFFFFFFF  # torch.Generator.manual_seed accepts 64-bit seeds
 
 
@@ -36,39 +38,10 @@ class VideoPayload:
     info: str
 
 
-@dataclass(frozen=True)
-class Mode:
-    """What the sampler really runs, and the sentence that says so."""
-
-    distilled: bool
-    steps: int
-    text_guidance: float
-    audio_guidance: float
-    note: str
-
-
 def scheduler_dir(version: str) -> Path | None:
     """The official scheduler/ folder of this version, when the layout is present (its shift is used)."""
-    for root in mf.longcat_roots():
-        folder = root / SCHEDULER_HOME[version] / "scheduler"
-        if (folder / "scheduler_config.json").is_file():
-            return folder
-    return None
-
-
-def sampling_mode(model: ModelHandle, distilled: str, steps: int, text: float, audio: float) -> Mode:
-    """Distilled mode forces the 8-step distilled schedule without guidance, and says which widgets it overrides."""
-    if not (distilled == "on" or (distilled == "auto" and model.has_lora)):
-        cfg = "with" if text > 1 or audio > 1 else "without"
-        note = f"full sampling: {steps} steps {cfg} guidance (text {text:g}, audio {audio:g})"
-        return Mode(False, steps, text, audio, note)
-    why = "the model carries a distillation LoRA" if distilled == "auto" else "distilled is on"
-    note = f"distilled mode ({why}): the {V15_DISTILL_STEPS}-step distilled schedule without guidance"
-    widgets = (("steps", steps, V15_DISTILL_STEPS), ("text_guidance", text, 1.0), ("audio_guidance", audio, 1.0))
-    ignored = [f"{name}={value:g}" for name, value, used in widgets if value != used]
-    if ignored:
-        note += f"; the widgets {', '.join(ignored)} are not used"
-    return Mode(True, V15_DISTILL_STEPS, 1.0, 1.0, note)
+    found = (find_scheduler_dir(root, version) for root in mf.longcat_roots())
+    return next((folder for folder in found if folder is not None), None)
 
 
 def speaker_features(audio: AudioEmbedsPayload, portrait: PortraitPayload, model: ModelHandle) -> Any:
@@ -88,7 +61,7 @@ def speaker_features(audio: AudioEmbedsPayload, portrait: PortraitPayload, model
 def check_versions(model: ModelHandle, audio: AudioEmbedsPayload) -> None:
     """The audio encoder must match the DiT's version (its features have a version-specific layout and rate)."""
     if audio.features.version != model.version:
-        needed = "whisper-large-v3" if model.version == "v1.5" else "chinese-wav2vec2-base"
+        needed = get_version(model.version).encoder_name
         raise ValueError(
             f"the audio was encoded for {audio.features.version} but the model is {model.version}: load {needed} "
             "in LongCat Avatar Audio Encoder Loader"
@@ -104,7 +77,7 @@ def guidance_widgets() -> list[io.Input]:
             min=1,
             max=100,
             tooltip="Denoising steps per segment (20-50 recommended; the reference uses 50). Distilled mode "
-            "always runs its 8 steps.",
+            f"always runs its {V15.distill_steps} steps.",
         ),
         io.Float.Input(
             "text_guidance",
@@ -134,7 +107,7 @@ def guidance_widgets() -> list[io.Input]:
             step=0.5,
             round=0.01,
             tooltip="Timestep shift of the flow-matching schedule. 0: the checkpoint's scheduler config "
-            "(7 for v1.5; 12 for v1.0).",
+            f"({V15.default_shift:g} for v1.5; {VERSIONS['v1.0'].default_shift:g} for v1.0).",
         ),
         io.Int.Input(
             "seed",
@@ -172,8 +145,11 @@ def segment_widgets() -> list[io.Input]:
             "distilled",
             options=list(DISTILLED_CHOICES),
             default="auto",
-            tooltip="Distilled sampling: 8 steps without guidance (for the v1.5 DMD LoRA). auto: on when "
-            "the model has a LoRA. The steps and guidance widgets are then not used (the info says so).",
+            tooltip=f"Distilled sampling: {V15.distill_steps} steps without guidance (for the v1.5 DMD LoRA). auto: on "
+            "only when "
+            "the model carries the DMD distillation LoRA (lora/dmd_lora.safetensors or a file with its tensors); "
+            "any other LoRA keeps your steps and guidance. The info says which mode ran and why. v1.0 has no "
+            "distilled mode.",
         ),
     ]
 
@@ -206,6 +182,11 @@ class AvatarSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, distilled: str) -> bool | str:
+        """Refuse an unknown distilled value before anything runs (ComfyUI does not check V3 combos)."""
+        return check_choices(distilled=(distilled, DISTILLED_CHOICES))
+
+    @classmethod
     def execute(
         cls,
         model: ModelHandle,
@@ -223,23 +204,24 @@ class AvatarSampler(io.ComfyNode):
         distilled: str,
     ) -> io.NodeOutput:
         """Run the engine's whole-video sampler with ComfyUI progress and Cancel."""
-        try:
-            check_versions(model, audio_embeds)
-            features = speaker_features(audio_embeds, portrait, model)
-        except ValueError as error:
-            raise ValueError(f"LongCat Avatar Sampler: {error}") from error
-        mode = sampling_mode(model, distilled, steps, text_guidance, audio_guidance)
         settings = SamplerSettings(
-            steps=mode.steps,
-            text_guidance=mode.text_guidance,
-            audio_guidance=mode.audio_guidance,
+            steps=steps,
+            text_guidance=text_guidance,
+            audio_guidance=audio_guidance,
             shift=shift if shift > 0 else None,
             seed=seed,
-            distilled=mode.distilled,
+            distilled=distilled,
+            lora=LORA_NONE if model.loaded.lora is None else model.loaded.lora.role,
             ref_img_index=ref_img_index,
             mask_frame_range=mask_frame_range,
             scheduler_dir=scheduler_dir(model.version),
         )
+        try:
+            check_versions(model, audio_embeds)
+            features = speaker_features(audio_embeds, portrait, model)
+            mode = settings.mode(model.version)  # the engine's decision; read here for the progress bar and info
+        except ValueError as error:
+            raise ValueError(f"LongCat Avatar Sampler: {error}") from error
         conditioning = VideoConditioning(
             text=text_embeds.positive,
             negative=text_embeds.negative,
@@ -260,7 +242,7 @@ class AvatarSampler(io.ComfyNode):
 
 
 def report(
-    model: ModelHandle, mode: Mode, result: GeneratedVideo, settings: SamplerSettings, portrait: PortraitPayload
+    model: ModelHandle, mode: SamplingMode, result: GeneratedVideo, settings: SamplerSettings, portrait: PortraitPayload
 ) -> str:
     """The info text: mode (and overridden widgets), segments, frames, size, seed."""
     frames = int(result.frames.shape[0])

@@ -74,7 +74,7 @@ class TextEncode(io.ComfyNode):
             display_name="LongCat Avatar Text Encode",
             category=CATEGORY,
             description="umT5 embeddings of the prompt and the negative prompt (512 tokens, cleaned and padded as "
-            "the reference does). Connect either a LongCat text encoder or a core CLIP holding umT5.",
+            "the reference does). Connect either a LongCat text encoder or a core CLIP holding umT5, not both.",
             inputs=[
                 TextEncoderModel.Input(
                     "text_encoder", optional=True, tooltip="From LongCat Avatar Text Encoder Loader (cached)."
@@ -111,6 +111,11 @@ class TextEncode(io.ComfyNode):
         if text_encoder is None and clip is None:
             raise ValueError(
                 "LongCat Avatar Text Encode: connect a text_encoder (LongCat Avatar Text Encoder Loader) or a clip."
+            )
+        if text_encoder is not None and clip is not None:  # they may hold different umT5 weights: never guess
+            raise ValueError(
+                "LongCat Avatar Text Encode: both a text_encoder and a clip are connected; connect only one of them "
+                "(disconnect the one whose umT5 you do not want to use)."
             )
         if text_encoder is not None:
             encoder = text_encoder.model

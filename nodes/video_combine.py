@@ -14,6 +14,7 @@ from comfy_api.latest import InputImpl, io, ui
 from ..pipeline.video.audio_fit import AudioMuxError, audio_dict_to_array, fit_to_duration, to_aac_rate
 from ..pipeline.video.framerate import FRAME_RATE_MODES, fit_to_audio_count, iter_frame_rate
 from ..pipeline.video.mux import Mp4Settings, claim_unique_path, write_mp4
+from .choices import check_choices
 from .types import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ class VideoCombine(io.ComfyNode):
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
         )
+
+    @classmethod
+    def validate_inputs(cls, frame_rate_conversion: str) -> bool | str:
+        """Refuse an unknown conversion before anything runs (ComfyUI does not check V3 combos)."""
+        return check_choices(frame_rate_conversion=(frame_rate_conversion, FRAME_RATE_MODES))
 
     @classmethod
     def execute(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,14 @@ from pipeline.vae.loader import load_wan_vae
 from pipeline.vae.wan_vae import WanVAE
 from support.avatar_graph import (
     api_workflow,
-    ensure_tiny_models,
     fill_workflow,
-    install_probe,
     make_portrait,
     make_speech,
     node_id,
     probe_node,
     read_probe,
 )
-from support.comfy_server import ComfyServer, remove_base_dir
+from support.comfy_server import ComfyServer
 from support.tiny_models import TinyTextEncoder, write_comfy_umt5_file, write_comfy_vae_file
 from support.video_probe import probe
 
@@ -42,17 +39,9 @@ WORKFLOW = "longcat_avatar_v15_single_distilled"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
-    """A server of our own: the test-only probe node is installed before it starts."""
-    base = tmp_path_factory.mktemp("comfy-probe")
-    install_probe(base)
-    ensure_tiny_models(base / "models")
-    server = ComfyServer(base).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        remove_base_dir(server)
+def server(probe_server: ComfyServer) -> ComfyServer:
+    """The shared server with the probe node (tests/comfy/conftest.py)."""
+    return probe_server
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +83,7 @@ def test_distilled_mode_says_what_it_overrides(server: ComfyServer, seed_runs: d
     run = seed_runs["a1"]
     prompt = probed_prompt({"image": "x", "audio": "y"}, 42, "x")
     (info,) = run.outputs(node_id(prompt, "LongCatAvatarSampler"))["text"]
-    assert "distilled mode (the model carries a distillation LoRA)" in info
+    assert "distilled mode (the model carries the DMD distillation LoRA)" in info
     assert "8-step distilled schedule without guidance" in info
     assert "steps=25, text_guidance=4, audio_guidance=3 are not used" in info
     assert info.split(": ", 1)[1].split(". ")[0] in server.log_text()  # the same sentence is in the server log
