@@ -14,6 +14,7 @@ from comfy_api.latest import io
 from ..pipeline.audio.features import compute_audio_features
 from ..pipeline.audio.input import audio_to_mono
 from ..pipeline.audio.multi_speaker import MODES, arrange_tracks, compute_multi_speaker_features
+from ..pipeline.versions import VERSIONS
 from .choices import check_choices
 from .payloads import AudioEmbedsPayload, AudioEncoderHandle, SpeakerLayout
 from .types import CATEGORY, AudioEmbeds, AudioEncoderModel
@@ -62,8 +63,9 @@ class AudioEncode(io.ComfyNode):
             node_id="LongCatAvatarAudioEncode",
             display_name="LongCat Avatar Audio Encode",
             category=CATEGORY,
-            description="Computes the audio conditioning of the whole track (wav2vec2 at 32 Hz for v1.0, Whisper at "
-            "25 Hz for v1.5; the rate is fixed by the model version). Connect audio_2 for two speakers.",
+            description="Computes the audio conditioning of the whole track ("
+            + ", ".join(f"{s.encoder_kind} at {s.feature_rate} Hz for {s.version}" for s in VERSIONS.values())
+            + "; the rate is fixed by the model version). Connect audio_2 for two speakers.",
             inputs=[
                 AudioEncoderModel.Input("audio_encoder", tooltip="From LongCat Avatar Audio Encoder Loader."),
                 io.Audio.Input("audio", tooltip="Speech of the (first) speaker; any sample rate, mono or stereo."),

@@ -11,6 +11,7 @@ import torch
 from comfy_api.latest import io
 
 from ..pipeline.sampling.sampler import GeneratedVideo, decode_segment
+from ..pipeline.versions import native_fps_text
 from .payloads import NamedModel
 from .runtime import cancellable
 from .sampler import VideoPayload
@@ -58,7 +59,7 @@ class Decode(io.ComfyNode):
                 io.Image.Output(display_name="images", tooltip="The frames at the model's native frame rate."),
                 io.Float.Output(
                     display_name="fps",
-                    tooltip="Native frame rate (16 for v1.0, 25 for v1.5): Video Combine's source_fps.",
+                    tooltip=f"Native frame rate ({native_fps_text()}): Video Combine's source_fps.",
                 ),
             ],
         )

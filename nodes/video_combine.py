@@ -11,6 +11,7 @@ import folder_paths
 from comfy.cli_args import args
 from comfy_api.latest import InputImpl, io, ui
 
+from ..pipeline.versions import native_fps_text
 from ..pipeline.video.audio_fit import AudioMuxError, audio_dict_to_array, fit_to_duration, to_aac_rate
 from ..pipeline.video.framerate import FRAME_RATE_MODES, fit_to_audio_count, iter_frame_rate
 from ..pipeline.video.mux import Mp4Settings, claim_unique_path, write_mp4
@@ -42,8 +43,8 @@ def rate_inputs() -> list[io.Input]:
             max=120.0,
             step=1.0,
             round=0.001,
-            tooltip="Frame rate the frames were generated at: connect Decode's fps output (16 for v1.0, 25 "
-            "for v1.5). 0 means the frames already are at frame_rate.",
+            tooltip=f"Frame rate the frames were generated at: connect Decode's fps output ({native_fps_text()}). "
+            "0 means the frames already are at frame_rate.",
         ),
         io.Combo.Input(
             "frame_rate_conversion",

@@ -29,6 +29,7 @@ class VersionSpec:
     distill_steps: int | None  # steps of the DMD distillation LoRA's schedule (None: the version has no such LoRA)
     distill_lora: str | None  # that LoRA inside official_repo (None: none shipped)
     latent_stitching: bool  # continuations denoise with the previous latents (use_vcond) instead of re-encoded frames
+    multi_speaker_dit: bool  # one DiT serves one and two speakers (v1.0 ships avatar_single and avatar_multi instead)
     scheduler_repo: str  # the official repository whose scheduler/ folder holds scheduler_config.json
 
     @property
@@ -64,6 +65,7 @@ VERSIONS: dict[str, VersionSpec] = {
         distill_steps=None,
         distill_lora=None,
         latent_stitching=True,
+        multi_speaker_dit=False,
         scheduler_repo=BASE_REPO,
     ),
     # v1.5: whisper-large-v3 (5 layer groups x 1280) at 25 Hz = one step per 25 fps frame; continuations re-encode the
@@ -81,12 +83,18 @@ VERSIONS: dict[str, VersionSpec] = {
         distill_steps=8,
         distill_lora="lora/dmd_lora.safetensors",
         latent_stitching=False,
+        multi_speaker_dit=True,
         scheduler_repo="LongCat-Video-Avatar-1.5",
     ),
 }
 
 ENCODER_KIND_TO_VERSION = {spec.encoder_kind: name for name, spec in VERSIONS.items()}  # "whisper" -> "v1.5"
 LATEST = "v1.5"  # the version assumed when nothing says otherwise (the command line's default)
+
+
+def native_fps_text() -> str:
+    """ "16 for v1.0, 25 for v1.5": the native frame rates, for tooltips."""
+    return ", ".join(f"{spec.video_fps} for {name}" for name, spec in VERSIONS.items())
 
 
 def normalize_version(version: str) -> str | None:

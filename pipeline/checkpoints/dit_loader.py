@@ -14,6 +14,7 @@ from torch import nn
 from ..dit.config import DiTConfig
 from ..dit.layers import without_init
 from ..dit.model import LongCatAvatarDiT
+from ..versions import VERSIONS
 from .dit_config_infer import infer_dit_config
 from .errors import CheckpointError, key_mismatch_error
 from .int8 import INT8_SUFFIX, SCALE_SUFFIX, int8_layer_names, swap_to_int8
@@ -163,7 +164,7 @@ def load_dit(
         raise CheckpointError(f"{source.root}: {exc}") from exc
     model = build_model(config, source, operations, dtype, device)
     lora = apply_lora(model, lora_path, lora_strength, merge_lora) if lora_path is not None else None
-    multi = multi_speaker if multi_speaker is not None else model_version == "v1.5"
+    multi = multi_speaker if multi_speaker is not None else VERSIONS[model_version].multi_speaker_dit
     return LoadedDiT(
         model, config, model_version, detect_format(source), multi, lora, tuple(source.files), source.prefix
     )

@@ -75,6 +75,8 @@ def test_text_instead_of_audio() -> None:
         ({"reference_image": IMAGE, "audio": AUDIO, "fps": 60}, 422, "fps must be between 15 and 30"),
         ({"reference_image": IMAGE, "audio": AUDIO, "seed": -1}, 422, "seed"),
         ({"reference_image": IMAGE, "audio": AUDIO, "version": "2"}, 422, "version"),
+        ({"reference_image": IMAGE, "audio": AUDIO, "version": "1.0", "distilled": "on"}, 422, "v1.0 has none"),
+        ({"reference_image": IMAGE, "audio": AUDIO, "distilled": "fast"}, 422, "one of auto, on, off"),
         ({"reference_image": IMAGE, "audio": AUDIO, "guidance": 3}, 422, "did you mean 'guidance_scale'"),
         ({"reference_image": IMAGE, "text": "hi", "voice": "--help"}, 422, "voice"),
         ({"reference_image": IMAGE, "text": "  "}, 422, "'text'"),
