@@ -18,7 +18,7 @@ VERSIONS = tuple(name.removeprefix("v") for name in sorted(versions.VERSIONS, re
 RESOLUTIONS = ("480p", "720p", "512x512")  # the model's two bucket tables, and a fixed small square
 CUSTOM_SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")  # WIDTHxHEIGHT, e.g. 832x480
 SIZE_MULTIPLE, MIN_SIZE, MAX_SIZE = 16, 32, 2048  # VAE 8x times 2x2 patches; 2048 is far beyond the 720p buckets
-DISTILLED = mode.DISTILLED_CHOICES  # the sampler's modes: on = the v1.5 8-step LoRA schedule without guidance
+DISTILLED = mode.DISTILLED_CHOICES  # the sampler's modes (the engine decides what each one runs)
 
 
 @dataclass(frozen=True)

@@ -145,11 +145,10 @@ def segment_widgets() -> list[io.Input]:
             "distilled",
             options=list(DISTILLED_CHOICES),
             default="auto",
-            tooltip=f"Distilled sampling: {V15.distill_steps} steps without guidance (for the v1.5 DMD LoRA). auto: on "
-            "only when "
-            "the model carries the DMD distillation LoRA (lora/dmd_lora.safetensors or a file with its tensors); "
-            "any other LoRA keeps your steps and guidance. The info says which mode ran and why. v1.0 has no "
-            "distilled mode.",
+            tooltip=f"Distilled sampling: {V15.distill_steps} steps without guidance (for the v1.5 DMD LoRA). "
+            "auto: on only when the model carries the DMD distillation LoRA (lora/dmd_lora.safetensors or a file "
+            "with its tensors); any other LoRA keeps your steps and guidance. The info says which mode ran and why. "
+            "v1.0 has no distilled mode.",
         ),
     ]
 

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import torch
 
-from pipeline.audio.types import AudioFeatures
 from pipeline.checkpoints.dit_loader import LoadedDiT, load_dit
 from pipeline.checkpoints.lora import distillation_tensor_set, lora_key
 from pipeline.dit.config import DiTConfig
@@ -29,7 +28,6 @@ from pipeline.sampling.sampler import (
     VideoConditioning,
     generate_video,
 )
-from pipeline.text.encoder import TextEmbedding
 from pipeline.vae.loader import load_wan_vae
 from pipeline.vae.wan_vae import WanVAE
 from support.avatar_graph import (
@@ -39,6 +37,7 @@ from support.avatar_graph import (
     make_speech,
     node_id,
     probe_node,
+    probed_conditioning,
     read_probe,
     wav_duration,
 )
@@ -177,26 +176,6 @@ def load_model(server: ComfyServer, **overrides: Any) -> LoadedDiT:
     )
 
 
-def probed_conditioning(server: ComfyServer, tag: str) -> VideoConditioning:
-    """What the node's sampler received: Portrait Encode's pixels and latent, the audio features, the prompts."""
-    portrait = read_probe(server.output_dir, f"{tag}_portrait")[0]
-    audio, scalars = read_probe(server.output_dir, f"{tag}_audio")
-    text = read_probe(server.output_dir, f"{tag}_text")[0]
-    scalar = {k.removeprefix("value.features."): v for k, v in scalars.items()}
-    names = ("version", "fps", "stride", "duration_s", "num_speakers", "source_duration_s")
-    features = AudioFeatures(features=audio["value.features.features"], **{n: scalar[n] for n in names})
-    pixels = portrait["value.portrait.pixels"]
-    return VideoConditioning(
-        text=TextEmbedding(text["value.positive.embeds"], text["value.positive.mask"]),
-        negative=TextEmbedding(text["value.negative.embeds"], text["value.negative.mask"]),
-        audio=features,
-        height=pixels.shape[-2],
-        width=pixels.shape[-1],
-        image=pixels,
-        image_latent=portrait["value.portrait.latent"],
-    )
-
-
 @pytest.fixture(scope="module")
 def engine(probe_server: ComfyServer, node_run: Any) -> Engine:
     """generate_video called directly with the node's inputs and the same widget values."""
@@ -208,7 +187,7 @@ def engine(probe_server: ComfyServer, node_run: Any) -> Engine:
     )
     loaded = load_model(probe_server)
     vae = WanVAE(load_wan_vae(longcat / "LongCat-Video" / "vae", dtype=torch.float32))
-    cond = probed_conditioning(probe_server, "w")
+    cond = probed_conditioning(probe_server.output_dir, "w")
     with torch.inference_mode():
         direct = generate_video(loaded.model, vae, "v1.5", cond, settings)
     return Engine(loaded, vae, cond, settings, direct, probe_server)

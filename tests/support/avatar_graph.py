@@ -5,7 +5,8 @@
 - `make_portrait`, `make_speech`: test media made here (a drawn face, espeak-ng speech).
 - `api_workflow`, `fill_workflow`: the example API workflows with the test's files and a small resolution.
 - `install_probe`, `read_probe`: a test-only ComfyUI node that dumps any node output's tensors to a file, so tests
-  can compare what flowed through the graph with direct engine calls.
+  can compare what flowed through the graph with direct engine calls; `probed_conditioning` rebuilds the sampler's
+  inputs from those dumps.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from pipeline.audio.types import AudioFeatures
+from pipeline.sampling.sampler import VideoConditioning
+from pipeline.text.encoder import TextEmbedding
 from support.refvec import refvec_roots
 from support.tiny_models import build_official_layout
 
@@ -255,3 +259,23 @@ def read_probe(output_dir: Path, name: str) -> tuple[dict[str, torch.Tensor], di
     with safe_open(str(path), framework="pt") as handle:
         scalars = json.loads(handle.metadata()["scalars"])
     return load_file(str(path)), scalars
+
+
+def probed_conditioning(output_dir: Path, tag: str) -> VideoConditioning:
+    """What a probed sampler received (probes `<tag>_portrait`, `_audio`, `_text`): pixels and latent, audio, prompts."""
+    portrait = read_probe(output_dir, f"{tag}_portrait")[0]
+    audio, scalars = read_probe(output_dir, f"{tag}_audio")
+    text = read_probe(output_dir, f"{tag}_text")[0]
+    scalar = {k.removeprefix("value.features."): v for k, v in scalars.items()}
+    names = ("version", "fps", "stride", "duration_s", "num_speakers", "source_duration_s")
+    features = AudioFeatures(features=audio["value.features.features"], **{n: scalar[n] for n in names})
+    pixels = portrait["value.portrait.pixels"]
+    return VideoConditioning(
+        text=TextEmbedding(text["value.positive.embeds"], text["value.positive.mask"]),
+        negative=TextEmbedding(text["value.negative.embeds"], text["value.negative.mask"]),
+        audio=features,
+        height=pixels.shape[-2],
+        width=pixels.shape[-1],
+        image=pixels,
+        image_latent=portrait["value.portrait.latent"],
+    )
