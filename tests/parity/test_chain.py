@@ -76,10 +76,10 @@ def test_chain_end_to_end(case: refvec.RefCase) -> None:
     """The whole video from the raw inputs; every output within the end-to-end tolerance; the reference's calls."""
     case = refvec.require_case(case)
     run = run_end_to_end(case)
+    case.compare_all(run.outputs)
     check_dit_calls(run.log.calls, case)
     for k, (ours, reference) in enumerate(zip(run.log.audio, segment_windows(case), strict=True), start=1):
         assert torch.equal(ours, reference), f"segment {k}: the DiT got other audio than the reference's window"
-    case.compare_all(run.outputs)
 
 
 @pytest.mark.parametrize("case", CASES)
