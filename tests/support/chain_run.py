@@ -9,14 +9,12 @@ the DiT receives by a forward pre-hook.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 import torch
 
 from pipeline.audio.types import AudioFeatures, version_spec
-from pipeline.checkpoints.dit_loader import load_dit
 from pipeline.portrait import prepare_portrait
 from pipeline.sampling.noise import NoiseSource
 from pipeline.sampling.sampler import (
@@ -31,15 +29,10 @@ from pipeline.text.encoder import TextEmbedding
 from pipeline.vae.loader import load_wan_vae
 from pipeline.vae.pixels import frames_to_pixels
 from pipeline.vae.wan_vae import WanVAE
+from support.dit_calls import DiTCallLog, refvec_dit
 from support.refvec import RefCase
 
 PIXEL_LEVELS = 255  # uint8 full scale
-
-
-@cache
-def tiny_dit(path: str) -> torch.nn.Module:
-    """The case's tiny DiT through our normal loader, in float32 like the vectors."""
-    return load_dit(path, dtype=torch.float32).model
 
 
 @cache
@@ -71,39 +64,6 @@ class RecordingVAE:
         frames = self.vae.decode_frames(latents, tiled)
         self.decoded.append(frames.clone())
         return frames
-
-
-@dataclass
-class DiTCallLog:
-    """Every DiT call of a run, as the sidecar's `dit_calls` describe them, plus the KV-cache passes' inputs."""
-
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    clean: list[torch.Tensor] = field(default_factory=list)  # hidden_states of each KV-cache pass: [ref | clean]
-    audio: list[torch.Tensor] = field(default_factory=list)  # the audio of each segment's first call
-
-    def record(self, module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
-        """Forward pre-hook: copy the call's shape, flags and timesteps."""
-        x, audio = kwargs["hidden_states"], kwargs["audio_embs"]
-        if kwargs.get("return_kv"):
-            self.clean.append(x.detach().clone())
-        if not self.calls or kwargs.get("return_kv"):
-            self.audio.append(audio[-1:].detach().clone())  # the conditional row ([neg, pos] under CFG)
-        self.calls.append(
-            {
-                "batch": x.shape[0],
-                "T": x.shape[2],
-                "num_cond_latents": kwargs.get("num_cond_latents") or 0,
-                "return_kv": bool(kwargs.get("return_kv")),
-                "skip_crs_attn": bool(kwargs.get("skip_crs_attn")),
-                "kv_cache": kwargs.get("kv_cache_dict") is not None,
-                "num_ref_latents": kwargs.get("num_ref_latents"),
-                "ref_img_index": kwargs.get("ref_img_index"),
-                "mask_frame_range": kwargs.get("mask_frame_range"),
-                "audio_batch": audio.shape[0],
-                "audio_is_zero": not bool(audio.abs().sum()),
-                "timestep": kwargs["timestep"].detach().clone(),
-            }
-        )
 
 
 def stored_noise(case: RefCase) -> NoiseSource:
@@ -166,12 +126,10 @@ class ChainRun:
     log: DiTCallLog
 
 
-def _engine(case: RefCase) -> tuple[torch.nn.Module, RecordingVAE, DiTCallLog, Any]:
-    """Model, recording VAE and a DiT call log hooked to the model (remove the returned handle when done)."""
-    model = tiny_dit(str(case.model_path("model_dir")))
-    vae = RecordingVAE(tiny_vae(str(case.model_path("vae_dir"))))
-    log = DiTCallLog()
-    return model, vae, log, model.register_forward_pre_hook(log.record, with_kwargs=True)
+def _engine(case: RefCase) -> tuple[torch.nn.Module, RecordingVAE]:
+    """The case's DiT and a recorder around its VAE, both through our loaders."""
+    model = refvec_dit(str(case.model_path("model_dir")))
+    return model, RecordingVAE(tiny_vae(str(case.model_path("vae_dir"))))
 
 
 def _conditioning_outputs(k: int, vae: RecordingVAE, log: DiTCallLog) -> dict[str, torch.Tensor]:
@@ -187,13 +145,11 @@ def _conditioning_outputs(k: int, vae: RecordingVAE, log: DiTCallLog) -> dict[st
 
 def run_end_to_end(case: RefCase) -> ChainRun:
     """The whole video through `generate_video` from the raw inputs; intermediate tensors from the recorders."""
-    model, vae, log, handle = _engine(case)
-    try:
+    model, vae = _engine(case)
+    with DiTCallLog(model) as log:
         video = generate_video(
             model, vae, case.version, conditioning(case), settings_of(case), noise=stored_noise(case)
         )
-    finally:
-        handle.remove()
     segments = case.params["num_segments"]
     assert video.plan.num_segments == segments, f"planned {video.plan.num_segments} segments, case has {segments}"
     assert len(vae.encoded) == segments and len(vae.decoded) == segments  # portrait + one clip per continuation
@@ -209,25 +165,24 @@ def run_end_to_end(case: RefCase) -> ChainRun:
 def run_stepwise(case: RefCase) -> ChainRun:
     """Segment 1 from the raw inputs, then each segment k from the STORED frames and latents of segment k−1 and
     the stored reference latent (`out.latents_seg1[:, :, :1]`), through the sampler's own segment steps."""
-    model, vae, log, handle = _engine(case)
-    settings = settings_of(case)
-    noise = stored_noise(case)
-    try:
-        sampler = SegmentSampler(model, vae, case.version, conditioning(case), settings)
-        shape = tuple(case.tensor("in.noise_seg1").shape)
-        outputs = {"out.latents_seg1": sampler.first(noise(0, shape))}
-        outputs["out.frames_seg1"] = decode_segment(vae, outputs["out.latents_seg1"], settings.tiled_decode)
-        sink = FrameSink(sampler.plan)
-        sink.put(0, outputs["out.frames_seg1"])
-        ref_latent = case.tensor("out.latents_seg1")[:, :, :1]
-        for k in range(2, sampler.plan.num_segments + 1):
-            prev_latents, prev_frames = case.tensor(f"out.latents_seg{k - 1}"), case.tensor(f"out.frames_seg{k - 1}")
-            latents = sampler.next(k - 1, noise(k - 1, shape), prev_latents, prev_frames, ref_latent)
+    (model, vae), settings, noise = _engine(case), settings_of(case), stored_noise(case)
+    sampler = SegmentSampler(model, vae, case.version, conditioning(case), settings)
+    shape, sink = tuple(case.tensor("in.noise_seg1").shape), FrameSink(sampler.plan)
+    ref_latent = case.tensor("out.latents_seg1")[:, :, :1]
+    outputs: dict[str, torch.Tensor] = {}
+    with DiTCallLog(model) as log:
+        for k in range(1, sampler.plan.num_segments + 1):
+            if k == 1:
+                latents = sampler.first(noise(0, shape))
+            else:
+                prev_latents, prev_frames = (
+                    case.tensor(f"out.latents_seg{k - 1}"),
+                    case.tensor(f"out.frames_seg{k - 1}"),
+                )
+                latents = sampler.next(k - 1, noise(k - 1, shape), prev_latents, prev_frames, ref_latent)
+                outputs.update(_conditioning_outputs(k, vae, log))
             outputs[f"out.latents_seg{k}"] = latents
             outputs[f"out.frames_seg{k}"] = decode_segment(vae, latents, settings.tiled_decode)
             sink.put(k - 1, outputs[f"out.frames_seg{k}"])
-            outputs.update(_conditioning_outputs(k, vae, log))
-    finally:
-        handle.remove()
     outputs["out.video"] = sink.frames
     return ChainRun(outputs, log)
