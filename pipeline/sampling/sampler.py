@@ -16,7 +16,7 @@ from ..vae.pixels import frames_to_pixels, pixels_to_frames
 from .denoise import Continuation, denoise_continuation, denoise_first_segment
 from .guidance import Guidance
 from .hooks import SamplerHooks
-from .noise import VAE_SPATIAL, draw_noise, latent_shape, make_generator
+from .noise import VAE_SPATIAL, NoiseSource, latent_shape, seeded_noise
 from .schedules import V15_DISTILL_STEPS, build_schedule, resolve_shift
 from .segments import OVERLAP_FRAMES, SEGMENT_FRAMES, SegmentPlan, frames_covering, plan_segments
 
@@ -198,18 +198,22 @@ def generate_video(
     conditioning: VideoConditioning,
     settings: SamplerSettings,
     hooks: SamplerHooks | None = None,
+    noise: NoiseSource | None = None,
 ) -> GeneratedVideo:
-    """Generate the whole talking video: segments covering the audio, decoded per segment, trimmed to the audio."""
+    """Generate the whole talking video: segments covering the audio, decoded per segment, trimmed to the audio.
+
+    `noise` replaces the seeded initial noise of each segment (the parity tests inject the reference's).
+    """
     sampler = SegmentSampler(model, codec, version, conditioning, settings, hooks)
     plan, tiled = sampler.plan, sampler.settings.tiled_decode
-    generator = make_generator(sampler.settings.seed)
+    noise = noise or seeded_noise(sampler.settings.seed)
     shape = latent_shape(plan.frames_per_segment, conditioning.height, conditioning.width)
-    latents = sampler.first(draw_noise(generator, shape))
+    latents = sampler.first(noise(0, shape))
     frames = decode_segment(codec, latents, tiled)
     sink, segment_latents, ref_latent = FrameSink(plan), [latents], latents[:, :, :1].clone()
     sink.put(0, frames)
     for segment in range(1, plan.num_segments):
-        latents = sampler.next(segment, draw_noise(generator, shape), latents, frames, ref_latent)
+        latents = sampler.next(segment, noise(segment, shape), latents, frames, ref_latent)
         frames = decode_segment(codec, latents, tiled)
         sink.put(segment, frames)
         segment_latents.append(latents)
