@@ -11,6 +11,7 @@ import torch
 from comfy_api.latest import io
 
 from ..pipeline.sampling.sampler import GeneratedVideo, decode_segment
+from ..pipeline.sampling.segments import OVERLAP_FRAMES
 from .payloads import NamedModel
 from .runtime import cancellable
 from .sampler import VideoPayload
@@ -43,7 +44,7 @@ class Decode(io.ComfyNode):
             display_name="LongCat Avatar Decode",
             category=CATEGORY,
             description="Decodes the video segment by segment with the VAE and joins the segments (each later "
-            "segment's first 13 frames repeat the previous one and are dropped), trimmed to the audio.",
+            f"segment's first {OVERLAP_FRAMES} frames repeat the previous one and are dropped), trimmed to the audio.",
             inputs=[
                 AvatarVAE.Input("vae", tooltip="From LongCat Avatar VAE Loader."),
                 AvatarVideo.Input("video_latents", tooltip="From LongCat Avatar Sampler."),

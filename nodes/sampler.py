@@ -13,6 +13,7 @@ from comfy_api.latest import io, ui
 from ..pipeline.sampling.hooks import Interrupted, SamplerHooks
 from ..pipeline.sampling.sampler import GeneratedVideo, SamplerSettings, VideoConditioning, generate_video
 from ..pipeline.sampling.schedules import V15_DISTILL_STEPS
+from ..pipeline.sampling.segments import MAX_DROPPED_TAIL_FRAMES, NEW_FRAMES_PER_SEGMENT, OVERLAP_FRAMES, SEGMENT_FRAMES
 from . import model_files as mf
 from .payloads import AudioEmbedsPayload, ModelHandle, NamedModel
 from .portrait_encode import PortraitPayload
@@ -188,8 +189,10 @@ class AvatarSampler(io.ComfyNode):
             node_id="LongCatAvatarSampler",
             display_name="LongCat Avatar Sampler",
             category=CATEGORY,
-            description="Generates the whole video in 93-frame segments (13 overlapping frames, 80 new each) that "
-            "cover the audio, with text and audio guidance, and trims it to the audio's length.",
+            description=f"Generates the whole video in {SEGMENT_FRAMES}-frame segments ({OVERLAP_FRAMES} overlapping "
+            f"frames, {NEW_FRAMES_PER_SEGMENT} new each) that cover the audio, with text and audio guidance, and trims "
+            f"it to the audio's length (a last segment that would keep only {MAX_DROPPED_TAIL_FRAMES} frames or fewer "
+            "is not generated; Video Combine then cuts the audio to the video).",
             inputs=[
                 AvatarModel.Input("model", tooltip="From LongCat Avatar Model Loader."),
                 AvatarVAE.Input("vae", tooltip="From LongCat Avatar VAE Loader (chains the segments)."),

@@ -199,7 +199,7 @@ def generate_video(
     settings: SamplerSettings,
     hooks: SamplerHooks | None = None,
 ) -> GeneratedVideo:
-    """Generate the whole talking video: segments covering the audio, decoded per segment, trimmed to the audio."""
+    """Generate the whole talking video: segments covering the audio (`plan_segments`), decoded, trimmed to the audio."""
     sampler = SegmentSampler(model, codec, version, conditioning, settings, hooks)
     plan, tiled = sampler.plan, sampler.settings.tiled_decode
     generator = make_generator(sampler.settings.seed)
