@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from comfy_api.latest import io, ui
 
+from ..pipeline.limits import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS, RECOMMENDED_STEPS
 from ..pipeline.sampling.hooks import Interrupted, SamplerHooks
 from ..pipeline.sampling.sampler import GeneratedVideo, SamplerSettings, VideoConditioning, generate_video
 from ..pipeline.sampling.schedules import V15_DISTILL_STEPS
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 DISTILLED_CHOICES = ("auto", "on", "off")
 SCHEDULER_HOME = {"v1.5": mf.REPO_V15, "v1.0": mf.REPO_BASE}  # v1.0 reads LongCat-Video's scheduler/, v1.5 its own
-MAX_SEED = 0xFFFFFFFFFFFFFFFF  # torch.Generator.manual_seed accepts 64-bit seeds
 
 
 @dataclass
@@ -102,16 +102,16 @@ def guidance_widgets() -> list[io.Input]:
         io.Int.Input(
             "steps",
             default=25,
-            min=1,
-            max=100,
-            tooltip="Denoising steps per segment (20-50 recommended; the reference uses 50). Distilled mode "
-            "always runs its 8 steps.",
+            min=MIN_STEPS,
+            max=MAX_STEPS,
+            tooltip=f"Denoising steps per segment ({RECOMMENDED_STEPS[0]}-{RECOMMENDED_STEPS[1]} recommended; the "
+            f"reference uses 50). Distilled mode always runs its {V15_DISTILL_STEPS} steps.",
         ),
         io.Float.Input(
             "text_guidance",
             default=4.0,
-            min=1.0,
-            max=10.0,
+            min=MIN_GUIDANCE,
+            max=MAX_GUIDANCE,
             step=0.1,
             round=0.01,
             tooltip="How strongly the prompt (vs. the negative prompt) steers the video. 1 turns text "
@@ -120,8 +120,8 @@ def guidance_widgets() -> list[io.Input]:
         io.Float.Input(
             "audio_guidance",
             default=3.0,
-            min=1.0,
-            max=10.0,
+            min=MIN_GUIDANCE,
+            max=MAX_GUIDANCE,
             step=0.1,
             round=0.01,
             tooltip="How strongly the speech drives the lips: 3-5 syncs best; higher exaggerates the mouth. "

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .limits import MAX_TEXT_CHARS
+
 INSTALL_HINT = (
     "Install espeak-ng: `sudo apt-get install espeak-ng` (Debian/Ubuntu), `brew install espeak-ng` (macOS), "
     "or the espeak-ng .msi from https://github.com/espeak-ng/espeak-ng/releases (Windows); or set ESPEAK_NG to the "
@@ -23,7 +25,6 @@ INSTALL_HINT = (
 )
 MIN_RATE, MAX_RATE, DEFAULT_RATE = 80, 450, 150  # espeak-ng's accepted words-per-minute range; 150 is calm speech
 MIN_PITCH, MAX_PITCH, DEFAULT_PITCH = 0, 99, 50  # espeak-ng's pitch scale; 50 is the voice's own pitch
-MAX_TEXT_CHARS = 20_000  # ~20 minutes of speech: far beyond one avatar video, stops accidental pastes of whole books
 TIMEOUT_S = 120  # espeak-ng synthesises ~100x faster than real time; this only catches a hung process
 PCM16_SCALE = 32768.0  # full scale of 16-bit PCM, espeak-ng's output format
 

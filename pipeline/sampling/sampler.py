@@ -11,6 +11,7 @@ from torch import nn
 
 from ..audio.types import AudioFeatures
 from ..imaging import resize_and_center_crop_masks
+from ..limits import SIZE_MULTIPLE
 from ..text.encoder import TextEmbedding
 from ..vae.pixels import frames_to_pixels, pixels_to_frames
 from .denoise import Continuation, denoise_continuation, denoise_first_segment
@@ -20,7 +21,6 @@ from .noise import VAE_SPATIAL, draw_noise, latent_shape, make_generator
 from .schedules import V15_DISTILL_STEPS, build_schedule, resolve_shift
 from .segments import OVERLAP_FRAMES, SEGMENT_FRAMES, SegmentPlan, frames_covering, plan_segments
 
-SIZE_MULTIPLE = 16  # VAE 8× downsampling times the DiT's 2×2 patches
 VERSIONS_WITH_LATENT_STITCHING = ("v1.0",)  # v1.0 denoises with the previous latents (use_vcond), v1.5 re-encodes
 
 
@@ -146,7 +146,7 @@ def _validate(version: str, cond: VideoConditioning) -> None:
     if cond.audio.version != version:
         raise ValueError(f"the audio features were made for {cond.audio.version} but the model is {version}")
     if cond.height % SIZE_MULTIPLE or cond.width % SIZE_MULTIPLE:
-        raise ValueError(f"width and height must be multiples of 16, got {cond.width}x{cond.height}")
+        raise ValueError(f"width and height must be multiples of {SIZE_MULTIPLE}, got {cond.width}x{cond.height}")
     if cond.image is not None and tuple(cond.image.shape[-2:]) != (cond.height, cond.width):
         raise ValueError(f"the portrait is {tuple(cond.image.shape[-2:])}, expected {(cond.height, cond.width)}")
     latent, grid = cond.image_latent, (cond.height // VAE_SPATIAL, cond.width // VAE_SPATIAL)
