@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import model_inventory as inv
+from .comfy_launcher import PACK_ROOT, find_comfyui
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
 MIN_VRAM_GB = 24  # the int8 v1.5 DiT (15.9 GB) plus activations at 480p; less works only with offloading
 
 
@@ -39,16 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--selftest", action="store_true", help="also run the whole graph once in a temporary "
                         "ComfyUI with tiny random models (the video is noise: it proves the installation only)")  # fmt: skip
     parser.add_argument("--keep", type=Path, metavar="DIR", help="with --selftest: keep its MP4 in DIR")
-
-
-def find_comfyui(explicit: Path | None) -> Path | None:
-    """The ComfyUI folder: --comfyui, $COMFYUI_DIR, or the parent of the custom_nodes folder holding this pack."""
-    for candidate in (explicit, os.environ.get("COMFYUI_DIR")):
-        if candidate:
-            return Path(candidate).expanduser().resolve()
-    if PACK_ROOT.parent.name == "custom_nodes" and (PACK_ROOT.parent.parent / "main.py").is_file():
-        return PACK_ROOT.parent.parent
-    return None
 
 
 def check_torch() -> list[Check]:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from comfy_api.latest import io, ui
 
+from ..pipeline import model_catalogue as catalogue
 from ..pipeline.limits import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS, RECOMMENDED_STEPS
 from ..pipeline.sampling.hooks import Interrupted, SamplerHooks
 from ..pipeline.sampling.sampler import GeneratedVideo, SamplerSettings, VideoConditioning, generate_video
@@ -25,7 +26,10 @@ from .types import CATEGORY, AudioEmbeds, AvatarModel, AvatarVAE, AvatarVideo, P
 log = logging.getLogger(__name__)
 
 DISTILLED_CHOICES = ("auto", "on", "off")
-SCHEDULER_HOME = {"v1.5": mf.REPO_V15, "v1.0": mf.REPO_BASE}  # v1.0 reads LongCat-Video's scheduler/, v1.5 its own
+SCHEDULER_HOME = {
+    "v1.5": catalogue.REPO_V15,
+    "v1.0": catalogue.REPO_BASE,
+}  # v1.0 reads LongCat-Video's scheduler/, v1.5 its own
 
 
 @dataclass
@@ -51,8 +55,8 @@ class Mode:
 def scheduler_dir(version: str) -> Path | None:
     """The official scheduler/ folder of this version, when the layout is present (its shift is used)."""
     for root in mf.longcat_roots():
-        folder = root / SCHEDULER_HOME[version] / "scheduler"
-        if (folder / "scheduler_config.json").is_file():
+        folder = root / SCHEDULER_HOME[version] / catalogue.SCHEDULER_FOLDER
+        if (folder / catalogue.SCHEDULER_CONFIG).is_file():
             return folder
     return None
 
