@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from typing import Any
 
 from . import model_inventory as inv
 from .comfy_launcher import PACK_ROOT, find_comfyui
+from .shared import espeak
 
 MIN_VRAM_GB = 24  # the int8 v1.5 DiT (15.9 GB) plus activations at 480p; less works only with offloading
 
@@ -88,17 +88,15 @@ def check_ffmpeg() -> list[Check]:
 
 
 def check_espeak() -> Check:
-    """espeak-ng for the Text to Speech node."""
-    program = os.environ.get("ESPEAK_NG") or shutil.which("espeak-ng") or shutil.which("espeak")
+    """espeak-ng for the Text to Speech node (found as the node finds it)."""
+    program = espeak.find_espeak()
     if program is None:
-        return Check("espeak-ng", "warn", "not found (only the Text to Speech node needs it)",
-                     ["sudo apt-get install espeak-ng | brew install espeak-ng | "
-                      "https://github.com/espeak-ng/espeak-ng/releases (Windows)"])  # fmt: skip
+        return Check("espeak-ng", "warn", "not found (only the Text to Speech node needs it)", [espeak.INSTALL_HINT])
     try:
-        out = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        version = espeak.espeak_version()
     except (OSError, subprocess.SubprocessError) as error:
         return Check("espeak-ng", "warn", f"{program} does not run: {error}")
-    return Check("espeak-ng", "ok", f"{program}: {out.splitlines()[0] if out else 'unknown version'}")
+    return Check("espeak-ng", "ok", f"{program}: {version}")
 
 
 def model_folders(comfyui: Path | None, extra_roots: list[Path]) -> inv.ModelFolders:

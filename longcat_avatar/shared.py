@@ -1,4 +1,4 @@
-"""The pack's torch-free engine modules the client reads: limits, generation sizes, model catalogue, safetensors headers.
+"""The pack's torch-free engine modules the client reads: limits, sizes, model catalogue, headers, espeak-ng.
 
 Inside ComfyUI the pack is one package and `longcat_avatar` sits beside `pipeline` in it; from the command line
 (`python -m longcat_avatar` in the pack's folder) both are top-level packages. Either way the same files are used.
@@ -7,10 +7,10 @@ Inside ComfyUI the pack is one package and `longcat_avatar` sits beside `pipelin
 from __future__ import annotations
 
 try:
-    from ..pipeline import limits, model_catalogue, resolution
+    from ..pipeline import espeak, limits, model_catalogue, resolution
     from ..pipeline.checkpoints import header as safetensors_header
 except ImportError:  # `longcat_avatar` is top-level: there is no parent package, `pipeline` is its sibling
-    from pipeline import limits, model_catalogue, resolution
+    from pipeline import espeak, limits, model_catalogue, resolution
     from pipeline.checkpoints import header as safetensors_header
 
-__all__ = ["limits", "model_catalogue", "resolution", "safetensors_header"]
+__all__ = ["espeak", "limits", "model_catalogue", "resolution", "safetensors_header"]

@@ -59,11 +59,6 @@ def list_choices(kind: LoaderFiles, *, optional: bool = False) -> list[str]:
     return ([NONE_CHOICE] if optional else []) + official + _standard_files(kind)
 
 
-def default_choice(kind: LoaderFiles) -> str:
-    """The first official component: what a workflow names when the user has the official layout."""
-    return kind.official[0].choice
-
-
 def resolve(kind: LoaderFiles, choice: str) -> Path:
     """The file or folder of a dropdown entry; raises FileNotFoundError with a message a user can act on."""
     if choice.startswith(OFFICIAL_PREFIX):

@@ -6,7 +6,6 @@ import torch
 
 # Each video frame sees the feature steps at offsets −2..+2 around its centre (audio_window = 5 in the DiT config).
 WINDOW_RADIUS = 2
-WINDOW_SIZE = 2 * WINDOW_RADIUS + 1
 
 
 def window_indices(start: int, num_frames: int, stride: int, length: int) -> torch.LongTensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -183,11 +184,25 @@ class FrameSink:
         self.frames[start : start + count] = frames[skip : skip + count]
 
 
-def decode_segments(codec: LatentCodec, segment_latents: list[torch.Tensor], plan: SegmentPlan, tiled: bool = False):
-    """Re-decode saved segment latents to the trimmed video (what generate_video returns), one segment at a time."""
+def decode_segments(
+    codec: LatentCodec,
+    segment_latents: list[torch.Tensor],
+    plan: SegmentPlan,
+    tiled: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Re-decode saved segment latents to the trimmed video (what generate_video returns), one segment at a time.
+
+    `progress(done)` runs before each segment and after the last with the number decoded so far (it may raise to
+    cancel).
+    """
     sink = FrameSink(plan)
     for segment, latents in enumerate(segment_latents):
+        if progress is not None:
+            progress(segment)
         sink.put(segment, decode_segment(codec, latents, tiled))
+    if progress is not None:
+        progress(len(segment_latents))
     return sink.frames
 
 
