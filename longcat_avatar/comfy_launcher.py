@@ -42,7 +42,7 @@ class ComfyLaunchError(AvatarError):
 
 
 def find_comfyui(explicit: str | Path | None = None) -> Path | None:
-    """The ComfyUI folder: `explicit`, else $COMFYUI_DIR, else the parent of the custom_nodes folder holding the pack."""
+    """The ComfyUI folder: `explicit`, else $COMFYUI_DIR, else the one whose custom_nodes holds this pack."""
     for candidate in (explicit, os.environ.get("COMFYUI_DIR")):
         if candidate:
             return Path(candidate).expanduser().resolve()
@@ -124,7 +124,7 @@ class ComfyLauncher:
         return command + self.extra_args
 
     def start(self) -> ComfyLauncher:
-        """Install the pack into the base directory, start ComfyUI and wait until it answers; raises ComfyLaunchError."""
+        """Install the pack in the base directory, start ComfyUI, wait until it answers; raises ComfyLaunchError."""
         if not (self.comfyui_dir / "main.py").is_file():
             raise ComfyLaunchError(f"ComfyUI's main.py is not in {self.comfyui_dir}: pass the ComfyUI folder")
         self._prepare_base_dir()

@@ -274,7 +274,7 @@ def report(
     tail = ""
     if plan.dropped_frames:  # the planner did not run a whole segment for them; Video Combine cuts the audio
         cut = plan.dropped_frames
-        tail = f" The audio's last {cut} frame(s) ({cut / result.fps:.2f} s) are not worth a segment: Video Combine cuts them."
+        tail = f" The audio's last {cut} frame(s) ({cut / result.fps:.2f} s) get no segment; Video Combine cuts them."
     return (
         f"LongCat-Video-Avatar {model.version}: {mode.note}. {plan.num_segments} segment(s), {frames} frames "
         f"at {result.fps} fps ({frames / result.fps:.2f} s), {portrait.width}x{portrait.height}, seed {settings.seed}."

@@ -1,6 +1,6 @@
 """From a ComfyUI AUDIO to the model's full audio features, in the reference's order of operations.
 
-Order (spec §3.1): mix to mono → resample to 16 kHz (soxr "HQ", librosa's default) → zero-pad to cover the frames
+Order (run_demo_avatar_single_audio_to_video.py, then get_audio_embedding_wav2vec2 / _whisper): mix to mono → resample to 16 kHz (soxr "HQ", librosa's default) → zero-pad to cover the frames
 that will be generated → loudness to −23 LUFS (skipped for silence) → the version path (v1.0: −45 dB noise floor,
 3 kHz low-pass, wav2vec2 at 32 Hz; v1.5: Whisper layer groups at 25 Hz).
 """

@@ -43,7 +43,7 @@ class SamplerSettings:
 
     steps: int = 50  # demo default for full sampling (the distilled v1.5 schedule always has 8)
     text_guidance: float = 4.0  # demo default; 1.0 disables text CFG
-    audio_guidance: float = 4.0  # demo default; the README recommends 3–5
+    audio_guidance: float = 4.0  # demo default; LongCat-Video's README recommends 3–5
     shift: float | None = None  # None: the checkpoint's scheduler_config.json, else the per-version default
     seed: int = 42  # demo default (global_seed 42 on rank 0)
     distilled: bool = False  # the distilled sigma schedule (8 DMD steps on v1.5), independent of any LoRA

@@ -1,4 +1,6 @@
-"""Sigma / timestep schedules of the reference sampler, the scheduler shift, and the Euler update (spec §4.6)."""
+"""Sigma / timestep schedules of the reference sampler, the scheduler shift, and the Euler update (as
+LongCatVideoAvatarPipeline.get_timesteps_sigmas and generate_avc's enhance_hf tail make them).
+"""
 
 from __future__ import annotations
 
