@@ -29,13 +29,13 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _generation_options(parser: argparse.ArgumentParser) -> None:
-    lim, add = limits, parser.add_argument
-    low, high = lim.RECOMMENDED_STEPS
-    add("--steps", type=int, help=f"denoising steps {lim.MIN_STEPS}-{lim.MAX_STEPS} ({low}-{high} recommended)")
-    guidance = f"{lim.MIN_GUIDANCE:g}-{lim.MAX_GUIDANCE:g}"
+    add = parser.add_argument
+    low, high = limits.RECOMMENDED_STEPS
+    add("--steps", type=int, help=f"denoising steps {limits.MIN_STEPS}-{limits.MAX_STEPS} ({low}-{high} recommended)")
+    guidance = f"{limits.MIN_GUIDANCE:g}-{limits.MAX_GUIDANCE:g}"
     add("--guidance", type=float, help=f"audio guidance scale {guidance} (lip sync strength)")
     add("--text-guidance", type=float, help=f"text guidance scale {guidance}")
-    add("--fps", type=float, help=f"frame rate of the MP4, {lim.MIN_FPS:g}-{lim.MAX_FPS:g}")
+    add("--fps", type=float, help=f"frame rate of the MP4, {limits.MIN_FPS:g}-{limits.MAX_FPS:g}")
     add("--seed", type=int, help="noise seed (random when omitted; printed at the end)")
     add("--version", choices=VERSIONS, default="1.5", help="model version (default 1.5)")
     add("--resolution", help=f"generation size: {', '.join(RESOLUTIONS)} or WIDTHxHEIGHT (default: the workflow's)")

@@ -52,12 +52,13 @@ def _check_range(problems: list[str], name: str, value: object, low: float, high
 def validate(params: GenerationParams) -> list[str]:
     """Every problem with `params` as a readable sentence; an empty list means valid."""
     problems: list[str] = []
-    lim = limits
-    _check_range(problems, "steps", params.steps, lim.MIN_STEPS, lim.MAX_STEPS, integer=True)
-    _check_range(problems, "guidance", params.guidance, lim.MIN_GUIDANCE, lim.MAX_GUIDANCE, integer=False)
-    _check_range(problems, "text guidance", params.text_guidance, lim.MIN_GUIDANCE, lim.MAX_GUIDANCE, integer=False)
-    _check_range(problems, "fps", params.fps, lim.MIN_FPS, lim.MAX_FPS, integer=False)
-    _check_range(problems, "seed", params.seed, 0, lim.MAX_SEED, integer=True)
+    _check_range(problems, "steps", params.steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
+    _check_range(problems, "guidance", params.guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, integer=False)
+    _check_range(
+        problems, "text guidance", params.text_guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, integer=False
+    )
+    _check_range(problems, "fps", params.fps, limits.MIN_FPS, limits.MAX_FPS, integer=False)
+    _check_range(problems, "seed", params.seed, 0, limits.MAX_SEED, integer=True)
     if params.version not in VERSIONS:
         problems.append(f"version must be one of {', '.join(VERSIONS)}, got {params.version!r}")
     if params.resolution is not None and params.resolution not in RESOLUTIONS:
@@ -80,10 +81,9 @@ def _custom_size_problems(resolution: object) -> list[str]:
     named = ", ".join(RESOLUTIONS)
     if size is None:
         return [f"resolution must be one of {named} or WIDTHxHEIGHT (e.g. 832x480), got {resolution!r}"]
-    lim = limits
-    if any(v % lim.SIZE_MULTIPLE or not lim.MIN_SIZE <= v <= lim.MAX_SIZE for v in size):
-        return [f"resolution {resolution}: width and height must be multiples of {lim.SIZE_MULTIPLE} between "
-                f"{lim.MIN_SIZE} and {lim.MAX_SIZE}"]  # fmt: skip
+    if any(v % limits.SIZE_MULTIPLE or not limits.MIN_SIZE <= v <= limits.MAX_SIZE for v in size):
+        return [f"resolution {resolution}: width and height must be multiples of {limits.SIZE_MULTIPLE} between "
+                f"{limits.MIN_SIZE} and {limits.MAX_SIZE}"]  # fmt: skip
     return []
 
 

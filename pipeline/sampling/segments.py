@@ -51,7 +51,7 @@ class SegmentPlan:
     frames_per_segment: int
     overlap_frames: int
     output_frames: int  # frames kept: the audio's frames, less a dropped tail of at most MAX_DROPPED_TAIL_FRAMES
-    audio_frames: int  # frames covering the whole audio (what the reference's whole segments would cover)
+    audio_frames: int  # T: the fewest frames covering the whole audio
 
     @property
     def new_frames(self) -> int:
@@ -61,7 +61,7 @@ class SegmentPlan:
     @property
     def generated_frames(self) -> int:
         """Frames produced before trimming: F + (n − 1)·(F − overlap)."""
-        return self.frames_per_segment + (self.num_segments - 1) * self.new_frames
+        return segment_frames_total(self.num_segments, self.frames_per_segment, self.overlap_frames)
 
     @property
     def dropped_frames(self) -> int:
