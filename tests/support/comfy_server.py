@@ -75,7 +75,7 @@ class ComfyServer(ComfyLauncher):
     def __init__(self, base_dir: Path) -> None:
         super().__init__(
             find_comfyui_dir(), base_dir=base_dir, extra_args=["--cpu"], env=OFFLINE_ENV,
-            pack_folder_name=PACK_FOLDER_NAME,
+            log_file=base_dir / "server.log", pack_folder_name=PACK_FOLDER_NAME,
         )  # fmt: skip
         self.client_id = uuid.uuid4().hex
 
