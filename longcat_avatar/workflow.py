@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import WorkflowError
 from .params import GenerationParams, custom_size
+from .shared import resolution as sizes
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 PACK_PREFIX = "LongCatAvatar"
@@ -193,7 +194,7 @@ def generation_values(params: GenerationParams) -> dict[str, Any]:
         "text_guidance": params.text_guidance,
         "fps": params.fps,
         "seed": params.seed,
-        "resolution": "custom" if size else params.resolution,
+        "resolution": sizes.CUSTOM_MODE if size else params.resolution,
         "prompt": params.prompt,
         "distilled": params.distilled,
         "lora": "none" if params.distilled == "off" else None,  # full sampling runs without the distillation LoRA

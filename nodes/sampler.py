@@ -10,9 +10,12 @@ from typing import Any
 import torch
 from comfy_api.latest import io, ui
 
+from ..pipeline import model_catalogue as catalogue
+from ..pipeline.limits import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS, RECOMMENDED_STEPS
 from ..pipeline.sampling.hooks import Interrupted, SamplerHooks
 from ..pipeline.sampling.sampler import GeneratedVideo, SamplerSettings, VideoConditioning, generate_video
 from ..pipeline.sampling.schedules import V15_DISTILL_STEPS
+from ..pipeline.sampling.segments import MAX_DROPPED_TAIL_FRAMES, NEW_FRAMES_PER_SEGMENT, OVERLAP_FRAMES, SEGMENT_FRAMES
 from . import model_files as mf
 from .payloads import AudioEmbedsPayload, ModelHandle, NamedModel
 from .portrait_encode import PortraitPayload
@@ -23,8 +26,10 @@ from .types import CATEGORY, AudioEmbeds, AvatarModel, AvatarVAE, AvatarVideo, P
 log = logging.getLogger(__name__)
 
 DISTILLED_CHOICES = ("auto", "on", "off")
-SCHEDULER_HOME = {"v1.5": mf.REPO_V15, "v1.0": mf.REPO_BASE}  # v1.0 reads LongCat-Video's scheduler/, v1.5 its own
-MAX_SEED = 0xFFFFFFFFFFFFFFFF  # torch.Generator.manual_seed accepts 64-bit seeds
+SCHEDULER_HOME = {
+    "v1.5": catalogue.REPO_V15,
+    "v1.0": catalogue.REPO_BASE,
+}  # v1.0 reads LongCat-Video's scheduler/, v1.5 its own
 
 
 @dataclass
@@ -50,8 +55,8 @@ class Mode:
 def scheduler_dir(version: str) -> Path | None:
     """The official scheduler/ folder of this version, when the layout is present (its shift is used)."""
     for root in mf.longcat_roots():
-        folder = root / SCHEDULER_HOME[version] / "scheduler"
-        if (folder / "scheduler_config.json").is_file():
+        folder = root / SCHEDULER_HOME[version] / catalogue.SCHEDULER_FOLDER
+        if (folder / catalogue.SCHEDULER_CONFIG).is_file():
             return folder
     return None
 
@@ -101,16 +106,16 @@ def guidance_widgets() -> list[io.Input]:
         io.Int.Input(
             "steps",
             default=25,
-            min=1,
-            max=100,
-            tooltip="Denoising steps per segment (20-50 recommended; the reference uses 50). Distilled mode "
-            "always runs its 8 steps.",
+            min=MIN_STEPS,
+            max=MAX_STEPS,
+            tooltip=f"Denoising steps per segment ({RECOMMENDED_STEPS[0]}-{RECOMMENDED_STEPS[1]} recommended; the "
+            f"reference uses 50). Distilled mode always runs its {V15_DISTILL_STEPS} steps.",
         ),
         io.Float.Input(
             "text_guidance",
             default=4.0,
-            min=1.0,
-            max=10.0,
+            min=MIN_GUIDANCE,
+            max=MAX_GUIDANCE,
             step=0.1,
             round=0.01,
             tooltip="How strongly the prompt (vs. the negative prompt) steers the video. 1 turns text "
@@ -119,8 +124,8 @@ def guidance_widgets() -> list[io.Input]:
         io.Float.Input(
             "audio_guidance",
             default=3.0,
-            min=1.0,
-            max=10.0,
+            min=MIN_GUIDANCE,
+            max=MAX_GUIDANCE,
             step=0.1,
             round=0.01,
             tooltip="How strongly the speech drives the lips: 3-5 syncs best; higher exaggerates the mouth. "
@@ -188,8 +193,10 @@ class AvatarSampler(io.ComfyNode):
             node_id="LongCatAvatarSampler",
             display_name="LongCat Avatar Sampler",
             category=CATEGORY,
-            description="Generates the whole video in 93-frame segments (13 overlapping frames, 80 new each) that "
-            "cover the audio, with text and audio guidance, and trims it to the audio's length.",
+            description=f"Generates the whole video in {SEGMENT_FRAMES}-frame segments ({OVERLAP_FRAMES} overlapping "
+            f"frames, {NEW_FRAMES_PER_SEGMENT} new each) that cover the audio, with text and audio guidance, and trims "
+            f"it to the audio's length (a last segment that would keep only {MAX_DROPPED_TAIL_FRAMES} frames or fewer "
+            "is not generated; Video Combine then cuts the audio to the video).",
             inputs=[
                 AvatarModel.Input("model", tooltip="From LongCat Avatar Model Loader."),
                 AvatarVAE.Input("vae", tooltip="From LongCat Avatar VAE Loader (chains the segments)."),
@@ -263,8 +270,13 @@ def report(
     model: ModelHandle, mode: Mode, result: GeneratedVideo, settings: SamplerSettings, portrait: PortraitPayload
 ) -> str:
     """The info text: mode (and overridden widgets), segments, frames, size, seed."""
-    frames = int(result.frames.shape[0])
+    frames, plan = int(result.frames.shape[0]), result.plan
+    tail = ""
+    if plan.dropped_frames:  # the planner did not run a whole segment for them; Video Combine cuts the audio
+        cut = plan.dropped_frames
+        tail = f" The audio's last {cut} frame(s) ({cut / result.fps:.2f} s) get no segment; Video Combine cuts them."
     return (
-        f"LongCat-Video-Avatar {model.version}: {mode.note}. {result.plan.num_segments} segment(s), {frames} frames "
+        f"LongCat-Video-Avatar {model.version}: {mode.note}. {plan.num_segments} segment(s), {frames} frames "
         f"at {result.fps} fps ({frames / result.fps:.2f} s), {portrait.width}x{portrait.height}, seed {settings.seed}."
+        + tail
     )

@@ -15,7 +15,7 @@ ENCODER_SAMPLE_RATE = 16000
 
 @dataclass(frozen=True)
 class AudioVersionSpec:
-    """Audio settings fixed by one LongCat-Video-Avatar version (spec §3, §4.1)."""
+    """Audio settings fixed by one LongCat-Video-Avatar version (the demos' --model_type avatar-v1.0 / avatar-v1.5)."""
 
     version: str
     video_fps: int  # the model's native video frame rate (the demo's save_fps)

@@ -6,18 +6,12 @@ from collections.abc import Callable
 
 import torch
 
+from .segments import latent_frames
+
 LATENT_CHANNELS = 16  # Wan 2.1 VAE latent channels
-VAE_TEMPORAL = 4  # Wan 2.1 VAE: 4 video frames per latent frame (plus the first)
 VAE_SPATIAL = 8  # Wan 2.1 VAE: 8 × 8 pixels per latent
 
 NoiseSource = Callable[[int, tuple[int, ...]], torch.Tensor]  # (segment index, latent shape) → that segment's noise
-
-
-def latent_frames(num_frames: int) -> int:
-    """Latent frames of a 4k+1-frame clip: (F − 1) / 4 + 1."""
-    if num_frames < 1 or (num_frames - 1) % VAE_TEMPORAL:
-        raise ValueError(f"frame counts must be 4k+1 (the VAE's causal layout), got {num_frames}")
-    return (num_frames - 1) // VAE_TEMPORAL + 1
 
 
 def latent_shape(num_frames: int, height: int, width: int) -> tuple[int, int, int, int, int]:

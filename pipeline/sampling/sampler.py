@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -11,6 +12,7 @@ from torch import nn
 
 from ..audio.types import AudioFeatures
 from ..imaging import resize_and_center_crop_masks
+from ..limits import SIZE_MULTIPLE
 from ..text.encoder import TextEmbedding
 from ..vae.pixels import frames_to_pixels, pixels_to_frames
 from .denoise import Continuation, denoise_continuation, denoise_first_segment
@@ -20,7 +22,6 @@ from .noise import VAE_SPATIAL, NoiseSource, latent_shape, seeded_noise
 from .schedules import V15_DISTILL_STEPS, build_schedule, resolve_shift
 from .segments import OVERLAP_FRAMES, SEGMENT_FRAMES, SegmentPlan, frames_covering, plan_segments
 
-SIZE_MULTIPLE = 16  # VAE 8× downsampling times the DiT's 2×2 patches
 VERSIONS_WITH_LATENT_STITCHING = ("v1.0",)  # v1.0 denoises with the previous latents (use_vcond), v1.5 re-encodes
 
 
@@ -42,7 +43,7 @@ class SamplerSettings:
 
     steps: int = 50  # demo default for full sampling (the distilled v1.5 schedule always has 8)
     text_guidance: float = 4.0  # demo default; 1.0 disables text CFG
-    audio_guidance: float = 4.0  # demo default; the README recommends 3–5
+    audio_guidance: float = 4.0  # demo default; LongCat-Video's README recommends 3–5
     shift: float | None = None  # None: the checkpoint's scheduler_config.json, else the per-version default
     seed: int = 42  # demo default (global_seed 42 on rank 0)
     distilled: bool = False  # the distilled sigma schedule (8 DMD steps on v1.5), independent of any LoRA
@@ -146,7 +147,7 @@ def _validate(version: str, cond: VideoConditioning) -> None:
     if cond.audio.version != version:
         raise ValueError(f"the audio features were made for {cond.audio.version} but the model is {version}")
     if cond.height % SIZE_MULTIPLE or cond.width % SIZE_MULTIPLE:
-        raise ValueError(f"width and height must be multiples of 16, got {cond.width}x{cond.height}")
+        raise ValueError(f"width and height must be multiples of {SIZE_MULTIPLE}, got {cond.width}x{cond.height}")
     if cond.image is not None and tuple(cond.image.shape[-2:]) != (cond.height, cond.width):
         raise ValueError(f"the portrait is {tuple(cond.image.shape[-2:])}, expected {(cond.height, cond.width)}")
     latent, grid = cond.image_latent, (cond.height // VAE_SPATIAL, cond.width // VAE_SPATIAL)
@@ -183,11 +184,25 @@ class FrameSink:
         self.frames[start : start + count] = frames[skip : skip + count]
 
 
-def decode_segments(codec: LatentCodec, segment_latents: list[torch.Tensor], plan: SegmentPlan, tiled: bool = False):
-    """Re-decode saved segment latents to the trimmed video (what generate_video returns), one segment at a time."""
+def decode_segments(
+    codec: LatentCodec,
+    segment_latents: list[torch.Tensor],
+    plan: SegmentPlan,
+    tiled: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Re-decode saved segment latents to the trimmed video (what generate_video returns), one segment at a time.
+
+    `progress(done)` runs before each segment and after the last with the number decoded so far (it may raise to
+    cancel).
+    """
     sink = FrameSink(plan)
     for segment, latents in enumerate(segment_latents):
+        if progress is not None:
+            progress(segment)
         sink.put(segment, decode_segment(codec, latents, tiled))
+    if progress is not None:
+        progress(len(segment_latents))
     return sink.frames
 
 
@@ -200,7 +215,7 @@ def generate_video(
     hooks: SamplerHooks | None = None,
     noise: NoiseSource | None = None,
 ) -> GeneratedVideo:
-    """Generate the whole talking video: segments covering the audio, decoded per segment, trimmed to the audio.
+    """Generate the whole talking video: segments covering the audio (`plan_segments`), decoded, trimmed to the audio.
 
     `noise` replaces the seeded initial noise of each segment (the parity tests inject the reference's).
     """

@@ -1,4 +1,6 @@
-"""Sigma / timestep schedules of the reference sampler, the scheduler shift, and the Euler update (spec §4.6)."""
+"""Sigma / timestep schedules of the reference sampler, the scheduler shift, and the Euler update (as
+LongCatVideoAvatarPipeline.get_timesteps_sigmas and generate_avc's enhance_hf tail make them).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
+
+from ..model_catalogue import REPO_BASE, SCHEDULER_CONFIG, SCHEDULER_FOLDER
 
 NUM_TRAIN_TIMESTEPS = 1000  # the reference trains on 1000 flow-matching timesteps (FlowMatchEulerDiscreteScheduler)
 V15_DISTILL_STEPS = 8  # the v1.5 DMD distillation was trained for exactly 8 sampling steps
@@ -85,7 +89,7 @@ def read_shift(scheduler_dir: str | Path | None) -> float | None:
         return None
     path = Path(scheduler_dir)
     if path.is_dir():
-        path = path / "scheduler_config.json"
+        path = path / SCHEDULER_CONFIG
     try:
         value = json.loads(path.read_text()).get("shift")
     except (OSError, ValueError):
@@ -113,7 +117,7 @@ def find_scheduler_dir(dit_path: str | Path) -> Path | None:
     path = Path(dit_path)
     folder = path if path.is_dir() else path.parent
     for repo in (folder.parent, folder):  # the DiT's subfolder (base_model/, avatar_single/) or the repo itself
-        for candidate in (repo / "scheduler", repo.parent / "LongCat-Video" / "scheduler"):
-            if (candidate / "scheduler_config.json").is_file():
+        for candidate in (repo / SCHEDULER_FOLDER, repo.parent / REPO_BASE / SCHEDULER_FOLDER):
+            if (candidate / SCHEDULER_CONFIG).is_file():
                 return candidate
     return None

@@ -1,0 +1,16 @@
+"""The pack's torch-free engine modules the client reads: limits, sizes, model catalogue, headers, espeak-ng.
+
+Inside ComfyUI the pack is one package and `longcat_avatar` sits beside `pipeline` in it; from the command line
+(`python -m longcat_avatar` in the pack's folder) both are top-level packages. Either way the same files are used.
+"""
+
+from __future__ import annotations
+
+try:
+    from ..pipeline import espeak, limits, model_catalogue, resolution
+    from ..pipeline.checkpoints import header as safetensors_header
+except ImportError:  # `longcat_avatar` is top-level: there is no parent package, `pipeline` is its sibling
+    from pipeline import espeak, limits, model_catalogue, resolution
+    from pipeline.checkpoints import header as safetensors_header
+
+__all__ = ["espeak", "limits", "model_catalogue", "resolution", "safetensors_header"]
