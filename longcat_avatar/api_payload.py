@@ -16,10 +16,10 @@ from typing import Any
 
 from .media import audio_extension, image_extension
 from .params import GenerationParams, validate
+from .shared import limits
 
 MAX_PAYLOAD_ENV = "LONGCAT_AVATAR_MAX_PAYLOAD_MB"
 DEFAULT_MAX_PAYLOAD_MB = 64.0  # base64 of a large portrait (~10 MB) and a few minutes of WAV (~40 MB), with headroom
-MAX_TEXT_CHARS = 20_000  # the same limit as the Text to Speech node
 PARAM_FIELDS = {
     "num_inference_steps": "steps",
     "guidance_scale": "guidance",
@@ -94,8 +94,8 @@ def _media(body: dict[str, Any]) -> tuple[bytes, str, bytes | None, str | None, 
         raise PayloadError(400, "give exactly one of 'audio' (base64 speech) and 'text' (to speak with espeak-ng)")
     if has_text:
         text = body["text"]
-        if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
-            raise PayloadError(422, f"'text' must be 1-{MAX_TEXT_CHARS} characters of text")
+        if not isinstance(text, str) or not text.strip() or len(text) > limits.MAX_TEXT_CHARS:
+            raise PayloadError(422, f"'text' must be 1-{limits.MAX_TEXT_CHARS} characters of text")
         return image, image_ext, None, None, text
     audio = decode_base64("audio", body["audio"])
     audio_ext = audio_extension(audio)

@@ -11,20 +11,9 @@ from . import batch as batch_files
 from .client import AvatarGenerator, Inputs
 from .comfy_http import DEFAULT_URL
 from .errors import AvatarError, InvalidParametersError, ServerUnavailableError
-from .params import (
-    DISTILLED,
-    MAX_FPS,
-    MAX_GUIDANCE,
-    MAX_STEPS,
-    MIN_FPS,
-    MIN_GUIDANCE,
-    MIN_STEPS,
-    RECOMMENDED_STEPS,
-    RESOLUTIONS,
-    VERSIONS,
-    GenerationParams,
-)
+from .params import DISTILLED, RESOLUTIONS, VERSIONS, GenerationParams
 from .progress import ProgressBar
+from .shared import limits
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_SERVER_DOWN = 0, 1, 2, 3  # 2 is also argparse's usage-error code
 
@@ -40,12 +29,13 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _generation_options(parser: argparse.ArgumentParser) -> None:
-    low, high = RECOMMENDED_STEPS
     add = parser.add_argument
-    add("--steps", type=int, help=f"denoising steps {MIN_STEPS}-{MAX_STEPS} ({low}-{high} recommended)")
-    add("--guidance", type=float, help=f"audio guidance scale {MIN_GUIDANCE:g}-{MAX_GUIDANCE:g} (lip sync strength)")
-    add("--text-guidance", type=float, help=f"text guidance scale {MIN_GUIDANCE:g}-{MAX_GUIDANCE:g}")
-    add("--fps", type=float, help=f"frame rate of the MP4, {MIN_FPS:g}-{MAX_FPS:g}")
+    low, high = limits.RECOMMENDED_STEPS
+    add("--steps", type=int, help=f"denoising steps {limits.MIN_STEPS}-{limits.MAX_STEPS} ({low}-{high} recommended)")
+    guidance = f"{limits.MIN_GUIDANCE:g}-{limits.MAX_GUIDANCE:g}"
+    add("--guidance", type=float, help=f"audio guidance scale {guidance} (lip sync strength)")
+    add("--text-guidance", type=float, help=f"text guidance scale {guidance}")
+    add("--fps", type=float, help=f"frame rate of the MP4, {limits.MIN_FPS:g}-{limits.MAX_FPS:g}")
     add("--seed", type=int, help="noise seed (random when omitted; printed at the end)")
     add("--version", choices=VERSIONS, default=VERSIONS[0], help=f"model version (default {VERSIONS[0]})")
     add("--resolution", help=f"generation size: {', '.join(RESOLUTIONS)} or WIDTHxHEIGHT (default: the workflow's)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -14,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from . import model_inventory as inv
+from .comfy_launcher import PACK_ROOT, find_comfyui
+from .shared import espeak
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
 MIN_VRAM_GB = 24  # the int8 v1.5 DiT (15.9 GB) plus activations at 480p; less works only with offloading
 
 
@@ -39,16 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--selftest", action="store_true", help="also run the whole graph once in a temporary "
                         "ComfyUI with tiny random models (the video is noise: it proves the installation only)")  # fmt: skip
     parser.add_argument("--keep", type=Path, metavar="DIR", help="with --selftest: keep its MP4 in DIR")
-
-
-def find_comfyui(explicit: Path | None) -> Path | None:
-    """The ComfyUI folder: --comfyui, $COMFYUI_DIR, or the parent of the custom_nodes folder holding this pack."""
-    for candidate in (explicit, os.environ.get("COMFYUI_DIR")):
-        if candidate:
-            return Path(candidate).expanduser().resolve()
-    if PACK_ROOT.parent.name == "custom_nodes" and (PACK_ROOT.parent.parent / "main.py").is_file():
-        return PACK_ROOT.parent.parent
-    return None
 
 
 def check_torch() -> list[Check]:
@@ -98,17 +88,15 @@ def check_ffmpeg() -> list[Check]:
 
 
 def check_espeak() -> Check:
-    """espeak-ng for the Text to Speech node."""
-    program = os.environ.get("ESPEAK_NG") or shutil.which("espeak-ng") or shutil.which("espeak")
+    """espeak-ng for the Text to Speech node (found as the node finds it)."""
+    program = espeak.find_espeak()
     if program is None:
-        return Check("espeak-ng", "warn", "not found (only the Text to Speech node needs it)",
-                     ["sudo apt-get install espeak-ng | brew install espeak-ng | "
-                      "https://github.com/espeak-ng/espeak-ng/releases (Windows)"])  # fmt: skip
+        return Check("espeak-ng", "warn", "not found (only the Text to Speech node needs it)", [espeak.INSTALL_HINT])
     try:
-        out = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        version = espeak.espeak_version()
     except (OSError, subprocess.SubprocessError) as error:
         return Check("espeak-ng", "warn", f"{program} does not run: {error}")
-    return Check("espeak-ng", "ok", f"{program}: {out.splitlines()[0] if out else 'unknown version'}")
+    return Check("espeak-ng", "ok", f"{program}: {version}")
 
 
 def model_folders(comfyui: Path | None, extra_roots: list[Path]) -> inv.ModelFolders:

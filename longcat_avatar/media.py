@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import struct
 
-# Leading bytes of the formats ComfyUI's LoadImage (PIL) and LoadAudio (PyAV) read.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".webp", ".bmp")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".webm")
 MP4_BRANDS = (b"M4A ", b"M4B ", b"mp42", b"mp41", b"isom", b"iso2", b"dash")  # MP4/M4A major brands seen in audio files
 
 
 def image_extension(data: bytes) -> str | None:
-    """The file extension of an image's bytes (PNG, JPEG, WebP, BMP), or None."""
+    """The file extension of an image's bytes (PNG, JPEG, WebP, BMP: what ComfyUI's LoadImage reads), or None."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return ".png"
     if data.startswith(b"\xff\xd8\xff"):

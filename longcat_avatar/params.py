@@ -6,19 +6,15 @@ import re
 import secrets
 from dataclasses import dataclass, replace
 
-from .engine_tables import mode, versions
+from .shared import limits, versions
+from .shared import resolution as sizes
+from .shared import sampling as sampling_modes
 
-MIN_STEPS, MAX_STEPS = 1, 100  # beyond 100 flow-matching steps nothing improves; 1 is the smallest meaningful run
-RECOMMENDED_STEPS = (20, 50)  # the non-distilled models' useful range (the reference CLI default is 50)
-MIN_GUIDANCE, MAX_GUIDANCE = 1.0, 10.0  # 1.0 turns guidance off; above ~10 mouths and colours exaggerate
-MIN_FPS, MAX_FPS = 15.0, 30.0  # the output frame rates Video Combine accepts
-MAX_SEED = 2**64 - 1  # ComfyUI's seed widgets are unsigned 64-bit
 RANDOM_SEED_BOUND = 2**32  # random seeds stay short enough to read back and type
 VERSIONS = tuple(name.removeprefix("v") for name in sorted(versions.VERSIONS, reverse=True))  # newest (default) first
-RESOLUTIONS = ("480p", "720p", "512x512")  # the model's two bucket tables, and a fixed small square
+RESOLUTIONS = tuple(mode for mode in sizes.RESOLUTION_MODES if mode != sizes.CUSTOM_MODE)  # the named sizes
 CUSTOM_SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")  # WIDTHxHEIGHT, e.g. 832x480
-SIZE_MULTIPLE, MIN_SIZE, MAX_SIZE = 16, 32, 2048  # VAE 8x times 2x2 patches; 2048 is far beyond the 720p buckets
-DISTILLED = mode.DISTILLED_CHOICES  # the sampler's modes (the engine decides what each one runs)
+DISTILLED = sampling_modes.DISTILLED_CHOICES  # the sampler's modes (the engine decides what each one runs)
 
 
 @dataclass(frozen=True)
@@ -56,17 +52,19 @@ def _check_range(problems: list[str], name: str, value: object, low: float, high
 def validate(params: GenerationParams) -> list[str]:
     """Every problem with `params` as a readable sentence; an empty list means valid."""
     problems: list[str] = []
-    _check_range(problems, "steps", params.steps, MIN_STEPS, MAX_STEPS, integer=True)
-    _check_range(problems, "guidance", params.guidance, MIN_GUIDANCE, MAX_GUIDANCE, integer=False)
-    _check_range(problems, "text guidance", params.text_guidance, MIN_GUIDANCE, MAX_GUIDANCE, integer=False)
-    _check_range(problems, "fps", params.fps, MIN_FPS, MAX_FPS, integer=False)
-    _check_range(problems, "seed", params.seed, 0, MAX_SEED, integer=True)
+    _check_range(problems, "steps", params.steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
+    _check_range(problems, "guidance", params.guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, integer=False)
+    _check_range(
+        problems, "text guidance", params.text_guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, integer=False
+    )
+    _check_range(problems, "fps", params.fps, limits.MIN_FPS, limits.MAX_FPS, integer=False)
+    _check_range(problems, "seed", params.seed, 0, limits.MAX_SEED, integer=True)
     if params.version not in VERSIONS:
         problems.append(f"version must be one of {', '.join(VERSIONS)}, got {params.version!r}")
     if params.resolution is not None and params.resolution not in RESOLUTIONS:
         problems += _custom_size_problems(params.resolution)
     if params.distilled is not None:
-        problem = mode.distilled_problem(
+        problem = sampling_modes.distilled_problem(
             params.version if params.version in VERSIONS else VERSIONS[0], params.distilled
         )
         problems += [problem] if problem else []
@@ -86,15 +84,15 @@ def _custom_size_problems(resolution: object) -> list[str]:
     named = ", ".join(RESOLUTIONS)
     if size is None:
         return [f"resolution must be one of {named} or WIDTHxHEIGHT (e.g. 832x480), got {resolution!r}"]
-    if any(v % SIZE_MULTIPLE or not MIN_SIZE <= v <= MAX_SIZE for v in size):
-        return [f"resolution {resolution}: width and height must be multiples of {SIZE_MULTIPLE} between {MIN_SIZE} "
-                f"and {MAX_SIZE}"]  # fmt: skip
+    if any(v % limits.SIZE_MULTIPLE or not limits.MIN_SIZE <= v <= limits.MAX_SIZE for v in size):
+        return [f"resolution {resolution}: width and height must be multiples of {limits.SIZE_MULTIPLE} between "
+                f"{limits.MIN_SIZE} and {limits.MAX_SIZE}"]  # fmt: skip
     return []
 
 
 def warnings_for(params: GenerationParams) -> list[str]:
     """Advice that does not stop a run (steps outside the recommended range)."""
-    low, high = RECOMMENDED_STEPS
+    low, high = limits.RECOMMENDED_STEPS
     spec = versions.get_version(versions.normalize_version(params.version) or versions.LATEST)
     if params.steps is None or low <= params.steps <= high or params.steps == spec.distill_steps:
         return []

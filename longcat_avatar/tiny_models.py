@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
-V15, BASE = "LongCat-Video-Avatar-1.5", "LongCat-Video"
+from .comfy_launcher import PACK_ROOT
+from .shared import model_catalogue as catalogue
+from .shared import versions
+
 WIDTH = 32  # the audio-encoder and text-encoder width the tiny DiT reads (the real ones are 1280 and 4096)
 WHISPER_LAYERS = 32  # v1.5 averages Whisper layers 0-7, 8-15, 16-23, 24-31 and takes 32: the depth must be real
 VAE_BASE_DIM = 8  # the real Wan 2.1 VAE has 96
-SHIFT_V15 = 7.0  # the Avatar-1.5 scheduler_config.json value
 CORPUS = [
     "A person is talking to the camera with natural lip movements and a calm expression.",
     "Bright colours, overexposed, static, blurred details, subtitles, worst quality, low quality, ugly faces.",
@@ -120,28 +121,34 @@ def train_spiece(corpus: list[str], vocab_size: int) -> bytes:
 
 def build_umt5(root: Path, seed: int = 0) -> None:
     """A 2-layer umT5 encoder and a SentencePiece tokenizer trained here, as LongCat-Video/{text_encoder,tokenizer}/."""
+    tokenizer = root / catalogue.TOKENIZER_FOLDER
     import torch
     from transformers import UMT5Config, UMT5EncoderModel
 
-    (root / "tokenizer").mkdir(parents=True, exist_ok=True)
-    (root / "tokenizer" / "spiece.model").write_bytes(train_spiece(CORPUS, vocab_size=64))  # as large as CORPUS allows
+    tokenizer.mkdir(parents=True, exist_ok=True)
+    (tokenizer / "spiece.model").write_bytes(train_spiece(CORPUS, vocab_size=64))  # as large as CORPUS allows
     torch.manual_seed(seed)
     config = UMT5Config(
         vocab_size=128, d_model=WIDTH, d_kv=8, d_ff=64, num_layers=2, num_heads=4, feed_forward_proj="gated-gelu",
         relative_attention_num_buckets=32, relative_attention_max_distance=128, tie_word_embeddings=False,
     )  # fmt: skip
-    UMT5EncoderModel(config).eval().save_pretrained(str(root / "text_encoder"), safe_serialization=True)
+    UMT5EncoderModel(config).eval().save_pretrained(str(root / catalogue.UMT5.path), safe_serialization=True)
 
 
 def build_layout(models_dir: Path) -> Path:
     """Everything the v1.5 workflow loads, under models_dir/longcat/; returns that folder."""
-    longcat = models_dir / "longcat"
-    build_dit(longcat / V15 / "base_model")
-    build_whisper(longcat / V15 / "whisper-large-v3")
-    scheduler = longcat / V15 / "scheduler"
+    c = catalogue
+    longcat = models_dir / c.LONGCAT_FOLDER
+    build_dit(longcat / c.DIT_V15_BF16.relpath)
+    build_whisper(longcat / c.WHISPER.relpath)
+    scheduler = longcat / c.REPO_V15 / c.SCHEDULER_FOLDER
     scheduler.mkdir(parents=True, exist_ok=True)
-    config = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": SHIFT_V15, "use_dynamic_shifting": False}
-    (scheduler / "scheduler_config.json").write_text(json.dumps(config))
-    build_vae(longcat / BASE / "vae")
-    build_umt5(longcat / BASE)
+    config = {
+        "_class_name": "FlowMatchEulerDiscreteScheduler",
+        "shift": versions.get_version("v1.5").default_shift,
+        "use_dynamic_shifting": False,
+    }
+    (scheduler / c.SCHEDULER_CONFIG).write_text(json.dumps(config))
+    build_vae(longcat / c.WAN_VAE.relpath)
+    build_umt5(longcat / c.REPO_BASE)
     return longcat

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engine_tables import mode, versions
 from .errors import WorkflowError
 from .params import VERSIONS, GenerationParams, custom_size
+from .shared import resolution as sizes
+from .shared import sampling as mode
+from .shared import versions
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 PACK_PREFIX = "LongCatAvatar"
@@ -216,7 +218,7 @@ def generation_values(params: GenerationParams) -> dict[str, Any]:
         "text_guidance": params.text_guidance,
         "fps": params.fps,
         "seed": params.seed,
-        "resolution": "custom" if size else params.resolution,
+        "resolution": sizes.CUSTOM_MODE if size else params.resolution,
         "prompt": params.prompt,
         "distilled": params.distilled,
         "lora": "none" if params.distilled == "off" else None,  # full sampling runs without the distillation LoRA

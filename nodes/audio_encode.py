@@ -14,6 +14,7 @@ from comfy_api.latest import io
 from ..pipeline.audio.features import compute_audio_features
 from ..pipeline.audio.input import audio_to_mono
 from ..pipeline.audio.multi_speaker import MODES, arrange_tracks, compute_multi_speaker_features
+from ..pipeline.limits import MAX_NOISE_SEED
 from ..pipeline.versions import VERSIONS
 from .choices import check_choices
 from .payloads import AudioEmbedsPayload, AudioEncoderHandle, SpeakerLayout
@@ -103,7 +104,7 @@ class AudioEncode(io.ComfyNode):
                     "seed",
                     default=0,
                     min=0,
-                    max=0xFFFFFFFF,
+                    max=MAX_NOISE_SEED,
                     tooltip="v1.0 adds a faint (-45 dB) random noise floor to the audio before wav2vec2; this seed "
                     "makes it reproducible. Unused by v1.5.",
                 ),

@@ -10,7 +10,8 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..pipeline.sampling.sampler import GeneratedVideo, decode_segment
+from ..pipeline.sampling.sampler import GeneratedVideo, decode_segments
+from ..pipeline.sampling.segments import OVERLAP_FRAMES
 from ..pipeline.versions import native_fps_text
 from .payloads import NamedModel
 from .runtime import cancellable
@@ -22,15 +23,14 @@ log = logging.getLogger(__name__)
 
 def decode_with_progress(vae: Any, result: GeneratedVideo, tiled: bool) -> torch.Tensor:
     """Decode segment by segment (later ones drop their overlap), trim to the audio; progress + Cancel per segment."""
-    plan, latents = result.plan, result.segment_latents
-    bar = comfy.utils.ProgressBar(len(latents))
-    kept = []
-    for index, segment in enumerate(latents):
+    total = len(result.segment_latents)
+    bar = comfy.utils.ProgressBar(total)
+
+    def progress(done: int) -> None:
         mm.throw_exception_if_processing_interrupted()
-        frames = decode_segment(vae, segment, tiled)
-        kept.append(frames if index == 0 else frames[plan.overlap_frames :])
-        bar.update_absolute(index + 1, len(latents))
-    return torch.cat(kept)[: plan.output_frames]
+        bar.update_absolute(done, total)
+
+    return decode_segments(vae, result.segment_latents, result.plan, tiled, progress)
 
 
 class Decode(io.ComfyNode):
@@ -44,7 +44,7 @@ class Decode(io.ComfyNode):
             display_name="LongCat Avatar Decode",
             category=CATEGORY,
             description="Decodes the video segment by segment with the VAE and joins the segments (each later "
-            "segment's first 13 frames repeat the previous one and are dropped), trimmed to the audio.",
+            f"segment's first {OVERLAP_FRAMES} frames repeat the previous one and are dropped), trimmed to the audio.",
             inputs=[
                 AvatarVAE.Input("vae", tooltip="From LongCat Avatar VAE Loader."),
                 AvatarVideo.Input("video_latents", tooltip="From LongCat Avatar Sampler."),

@@ -12,6 +12,7 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io
 
+from ..pipeline import model_catalogue as catalogue
 from ..pipeline.audio.encoders import load_audio_encoder
 from ..pipeline.checkpoints.dit_loader import LoadedDiT, load_dit
 from ..pipeline.checkpoints.int8 import quantize_model
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 SPEAKER_CHOICES = ("auto", "single", "multi")
 
 
-def check_choice(kind: mf.ModelKind, choice: str, *, optional: bool = False) -> bool | str:
+def check_choice(kind: catalogue.LoaderFiles, choice: str, *, optional: bool = False) -> bool | str:
     """validate_inputs helper: True when the entry exists, else the actionable message."""
     if optional and choice == mf.NONE_CHOICE:
         return True
@@ -41,7 +42,7 @@ def check_choice(kind: mf.ModelKind, choice: str, *, optional: bool = False) -> 
     return True
 
 
-def wrong_file(kind: mf.ModelKind, choice: str, error: Exception) -> ValueError:
+def wrong_file(kind: catalogue.LoaderFiles, choice: str, error: Exception) -> ValueError:
     """A loading failure turned into a message with the file, its folder and the download page."""
     return ValueError(
         f"Could not load the {kind.label} '{choice}' ({mf.resolve(kind, choice)}): {error}\n"
@@ -65,7 +66,7 @@ def lora_inputs() -> list[io.Input]:
     return [
         io.Combo.Input(
             "lora",
-            options=mf.list_choices(mf.LORA, optional=True),
+            options=mf.list_choices(catalogue.LORA, optional=True),
             default=mf.NONE_CHOICE,
             tooltip="Optional LoRA, e.g. the v1.5 DMD distillation LoRA (lora/dmd_lora.safetensors) for "
             "8-step sampling without guidance: with it the sampler's 'distilled' auto mode turns on. Any other "
@@ -111,10 +112,8 @@ class AvatarModelLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "model",
-                    options=mf.list_choices(mf.DIT),
-                    tooltip="The DiT: an official folder under models/longcat/ (LongCat-Video-Avatar-1.5/base_model "
-                    "or base_model_int8, LongCat-Video-Avatar/avatar_single or avatar_multi) or a file in "
-                    "models/diffusion_models/.",
+                    options=mf.list_choices(catalogue.DIT),
+                    tooltip=f"The DiT: {mf.where(catalogue.DIT)}.",
                 ),
                 io.Combo.Input(
                     "speakers",
@@ -140,8 +139,8 @@ class AvatarModelLoader(io.ComfyNode):
         """Refuse unknown choices; name a missing file, its folder and the download page before anything runs."""
         for found in (
             check_choices(speakers=(speakers, SPEAKER_CHOICES), dtype=(dtype, DTYPE_CHOICES)),
-            check_choice(mf.DIT, model),
-            check_choice(mf.LORA, lora, optional=True),
+            check_choice(catalogue.DIT, model),
+            check_choice(catalogue.LORA, lora, optional=True),
         ):
             if found is not True:
                 return found
@@ -161,8 +160,8 @@ class AvatarModelLoader(io.ComfyNode):
         """Load the DiT (and LoRA) onto ComfyUI's device, optionally quantising it to int8 first."""
         device = torch_device()
         compute_dtype = resolve_dtype(dtype, device)
-        path = mf.resolve(mf.DIT, model)
-        lora_path = None if lora == mf.NONE_CHOICE else mf.resolve(mf.LORA, lora)
+        path = mf.resolve(catalogue.DIT, model)
+        lora_path = None if lora == mf.NONE_CHOICE else mf.resolve(catalogue.LORA, lora)
         multi = {"auto": None, "single": False, "multi": True}[require_choice("speakers", speakers, SPEAKER_CHOICES)]
         if multi is None and path.name == "avatar_multi":  # the official v1.0 multi-speaker folder
             multi = True
@@ -182,8 +181,8 @@ class AvatarModelLoader(io.ComfyNode):
                 )
         except ValueError as error:
             if lora_path is not None and str(lora_path) in str(error):
-                raise wrong_file(mf.LORA, lora, error) from error
-            raise wrong_file(mf.DIT, model, error) from error
+                raise wrong_file(catalogue.LORA, lora, error) from error
+            raise wrong_file(catalogue.DIT, model, error) from error
         handle = ModelHandle(loaded, model)
         log.info("LongCat Avatar: loaded %s", handle.describe())
         return io.NodeOutput(handle)
@@ -203,9 +202,8 @@ class AudioEncoderLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "audio_encoder",
-                    options=mf.list_choices(mf.AUDIO_ENCODER),
-                    tooltip="LongCat-Video-Avatar-1.5/whisper-large-v3 (v1.5) or LongCat-Video-Avatar/"
-                    "chinese-wav2vec2-base (v1.0) under models/longcat/, or a single file in models/audio_encoders/.",
+                    options=mf.list_choices(catalogue.AUDIO_ENCODER),
+                    tooltip=f"{mf.where(catalogue.AUDIO_ENCODER)}.",
                 ),
                 io.Combo.Input(
                     "dtype",
@@ -221,7 +219,7 @@ class AudioEncoderLoader(io.ComfyNode):
     def validate_inputs(cls, audio_encoder: str, dtype: str) -> bool | str:
         """Refuse an unknown dtype; name a missing file, its folder and the download page before anything runs."""
         found = check_choices(dtype=(dtype, DTYPE_CHOICES))
-        return found if found is not True else check_choice(mf.AUDIO_ENCODER, audio_encoder)
+        return found if found is not True else check_choice(catalogue.AUDIO_ENCODER, audio_encoder)
 
     @classmethod
     def execute(cls, audio_encoder: str, dtype: str) -> io.NodeOutput:
@@ -230,10 +228,10 @@ class AudioEncoderLoader(io.ComfyNode):
         compute_dtype = resolve_dtype(dtype, device)
         try:
             encoder = load_audio_encoder(
-                mf.resolve(mf.AUDIO_ENCODER, audio_encoder), device=device, dtype=compute_dtype
+                mf.resolve(catalogue.AUDIO_ENCODER, audio_encoder), device=device, dtype=compute_dtype
             )
         except ValueError as error:
-            raise wrong_file(mf.AUDIO_ENCODER, audio_encoder, error) from error
+            raise wrong_file(catalogue.AUDIO_ENCODER, audio_encoder, error) from error
         log.info("LongCat Avatar: loaded %s audio encoder %s (%s)", encoder.kind, audio_encoder, encoder.version)
         return io.NodeOutput(AudioEncoderHandle(encoder, audio_encoder))
 
@@ -252,9 +250,8 @@ class VAELoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "vae",
-                    options=mf.list_choices(mf.VAE),
-                    tooltip="LongCat-Video/vae under models/longcat/, or wan_2.1_vae.safetensors in models/vae/ "
-                    "(the Wan 2.2 VAE does not fit).",
+                    options=mf.list_choices(catalogue.VAE),
+                    tooltip=f"{mf.where(catalogue.VAE)} (the Wan 2.2 VAE does not fit).",
                 ),
                 io.Combo.Input(
                     "dtype",
@@ -270,7 +267,7 @@ class VAELoader(io.ComfyNode):
     def validate_inputs(cls, vae: str, dtype: str) -> bool | str:
         """Refuse an unknown dtype; name a missing file, its folder and the download page before anything runs."""
         found = check_choices(dtype=(dtype, DTYPE_CHOICES))
-        return found if found is not True else check_choice(mf.VAE, vae)
+        return found if found is not True else check_choice(catalogue.VAE, vae)
 
     @classmethod
     def execute(cls, vae: str, dtype: str) -> io.NodeOutput:
@@ -278,9 +275,9 @@ class VAELoader(io.ComfyNode):
         device = torch_device()
         compute_dtype = resolve_dtype(dtype, device)
         try:
-            model = load_wan_vae(mf.resolve(mf.VAE, vae), dtype=compute_dtype)
+            model = load_wan_vae(mf.resolve(catalogue.VAE, vae), dtype=compute_dtype)
         except (ValueError, OSError) as error:
-            raise wrong_file(mf.VAE, vae, error) from error
+            raise wrong_file(catalogue.VAE, vae, error) from error
         return io.NodeOutput(NamedModel(WanVAE(model, device=device), vae))
 
 
@@ -291,7 +288,7 @@ def text_cache_dir() -> str:
 
 def longcat_tokenizer_dir() -> Path | None:
     """LongCat-Video's tokenizer/ folder, for single-file encoders that carry no tokenizer of their own."""
-    folders = (root / mf.REPO_BASE / "tokenizer" for root in mf.longcat_roots())
+    folders = (root / catalogue.REPO_BASE / catalogue.TOKENIZER_FOLDER for root in mf.longcat_roots())
     return next((folder for folder in folders if folder.is_dir()), None)
 
 
@@ -311,9 +308,9 @@ class TextEncoderLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "text_encoder",
-                    options=mf.list_choices(mf.TEXT_ENCODER),
-                    tooltip="LongCat-Video/text_encoder under models/longcat/ (its tokenizer/ folder beside it), or a "
-                    "umT5-XXL file in models/text_encoders/ (fp8 'scaled' files are dequantised).",
+                    options=mf.list_choices(catalogue.TEXT_ENCODER),
+                    tooltip=f"{mf.where(catalogue.TEXT_ENCODER)}; the official folder's {catalogue.TOKENIZER_FOLDER}/ "
+                    "sits beside it (fp8 'scaled' files are dequantised).",
                 ),
                 io.Combo.Input(
                     "dtype",
@@ -329,13 +326,13 @@ class TextEncoderLoader(io.ComfyNode):
     def validate_inputs(cls, text_encoder: str, dtype: str) -> bool | str:
         """Refuse an unknown dtype; name a missing file, its folder and the download page before anything runs."""
         found = check_choices(dtype=(dtype, DTYPE_CHOICES))
-        return found if found is not True else check_choice(mf.TEXT_ENCODER, text_encoder)
+        return found if found is not True else check_choice(catalogue.TEXT_ENCODER, text_encoder)
 
     @classmethod
     def execute(cls, text_encoder: str, dtype: str) -> io.NodeOutput:
         """Return a lazily loading, caching encoder (nothing big is read here)."""
         device = torch_device()
-        source = mf.resolve(mf.TEXT_ENCODER, text_encoder)
+        source = mf.resolve(catalogue.TEXT_ENCODER, text_encoder)
         tokenizer = longcat_tokenizer_dir() if source.is_file() else None  # single files may lack one
         encoder = CachedTextEncoder(
             source, text_cache_dir(), dtype=resolve_dtype(dtype, device), tokenizer_dir=tokenizer, device=str(device)

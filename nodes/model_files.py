@@ -7,83 +7,14 @@ A loader's dropdown lists the files of its standard folder plus the official com
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import folder_paths
 
-LONGCAT_FOLDER = "longcat"
-OFFICIAL_PREFIX = "longcat/"
+from ..pipeline.model_catalogue import LONGCAT_FOLDER, LoaderFiles, Official
+
+OFFICIAL_PREFIX = f"{LONGCAT_FOLDER}/"
 NONE_CHOICE = "none"
-
-HUB = "https://huggingface.co/meituan-longcat/"
-REPO_BASE, REPO_V10, REPO_V15 = "LongCat-Video", "LongCat-Video-Avatar", "LongCat-Video-Avatar-1.5"
-REPACKAGED = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged"  # single-file umT5 and Wan VAE
-
-
-@dataclass(frozen=True)
-class Official:
-    """One component of an official hub repository, as the repository ships it."""
-
-    repo: str
-    path: str  # folder or file inside the repository
-    marker: str  # a file that must exist inside `path` (or "" when `path` is itself the file)
-    note: str
-
-    @property
-    def choice(self) -> str:
-        """The dropdown entry."""
-        return f"{OFFICIAL_PREFIX}{self.repo}/{self.path}"
-
-
-@dataclass(frozen=True)
-class ModelKind:
-    """What one loader looks for."""
-
-    label: str
-    folder: str  # ComfyUI folder_paths name
-    official: tuple[Official, ...]
-    single_file_hint: str
-
-
-DIT = ModelKind(
-    "avatar model (DiT)",
-    "diffusion_models",
-    (
-        Official(REPO_V15, "base_model", "config.json", "v1.5 bf16 DiT, single and multi speaker"),
-        Official(REPO_V15, "base_model_int8", "config.json", "v1.5 int8 DiT"),
-        Official(REPO_V10, "avatar_single", "config.json", "v1.0 single-speaker DiT"),
-        Official(REPO_V10, "avatar_multi", "config.json", "v1.0 multi-speaker DiT"),
-    ),
-    "a LongCat-Video-Avatar DiT .safetensors file",
-)
-LORA = ModelKind(
-    "LoRA",
-    "loras",
-    (Official(REPO_V15, "lora/dmd_lora.safetensors", "", "v1.5 8-step distillation LoRA"),),
-    "a LongCat LoRA .safetensors file (e.g. dmd_lora.safetensors)",
-)
-AUDIO_ENCODER = ModelKind(
-    "audio encoder",
-    "audio_encoders",
-    (
-        Official(REPO_V15, "whisper-large-v3", "config.json", "Whisper large-v3 for v1.5"),
-        Official(REPO_V10, "chinese-wav2vec2-base", "config.json", "chinese-wav2vec2-base for v1.0"),
-    ),
-    "a whisper-large-v3 (v1.5) or chinese-wav2vec2-base (v1.0) .safetensors file",
-)
-VAE = ModelKind(
-    "VAE",
-    "vae",
-    (Official(REPO_BASE, "vae", "config.json", "Wan 2.1 VAE"),),
-    f"wan_2.1_vae.safetensors ({REPACKAGED})",
-)
-TEXT_ENCODER = ModelKind(
-    "text encoder",
-    "text_encoders",
-    (Official(REPO_BASE, "text_encoder", "config.json", "umT5-XXL encoder (tokenizer/ beside it)"),),
-    f"umt5_xxl_*.safetensors ({REPACKAGED})",
-)
 
 
 def register_folders() -> None:
@@ -103,31 +34,32 @@ def longcat_roots() -> list[Path]:
 
 def _official_location(entry: Official) -> Path | None:
     for root in longcat_roots():
-        location = root / entry.repo / entry.path
+        location = root / entry.relpath
         if (location / entry.marker).is_file() if entry.marker else location.is_file():
             return location
     return None
 
 
-def _standard_files(kind: ModelKind) -> list[str]:
+def _standard_files(kind: LoaderFiles) -> list[str]:
     try:
         return folder_paths.get_filename_list(kind.folder)
     except KeyError:  # an old ComfyUI without this folder name
         return []
 
 
-def list_choices(kind: ModelKind, *, optional: bool = False) -> list[str]:
+def where(kind: LoaderFiles) -> str:
+    """Where a loader's files go (for its tooltip): the official folders, or a single file in the standard folder."""
+    official = ", ".join(entry.relpath for entry in kind.official)
+    return f"{official} under models/{LONGCAT_FOLDER}/, or {kind.single_file_hint} in models/{kind.folder}/"
+
+
+def list_choices(kind: LoaderFiles, *, optional: bool = False) -> list[str]:
     """Dropdown entries: official components found on disk first, then the standard folder's files."""
     official = [entry.choice for entry in kind.official if _official_location(entry) is not None]
     return ([NONE_CHOICE] if optional else []) + official + _standard_files(kind)
 
 
-def default_choice(kind: ModelKind) -> str:
-    """The first official component: what a workflow names when the user has the official layout."""
-    return kind.official[0].choice
-
-
-def resolve(kind: ModelKind, choice: str) -> Path:
+def resolve(kind: LoaderFiles, choice: str) -> Path:
     """The file or folder of a dropdown entry; raises FileNotFoundError with a message a user can act on."""
     if choice.startswith(OFFICIAL_PREFIX):
         entry = next((e for e in kind.official if e.choice == choice), None)
@@ -142,19 +74,20 @@ def resolve(kind: ModelKind, choice: str) -> Path:
     raise FileNotFoundError(missing_message(kind, choice))
 
 
-def missing_message(kind: ModelKind, choice: str) -> str:
+def missing_message(kind: LoaderFiles, choice: str) -> str:
     """What to do when `choice` is not on disk: the expected file, the folders, the download page."""
     entry = next((e for e in kind.official if e.choice == choice), None)
     roots = ", ".join(str(r) for r in longcat_roots())
     if entry is not None:
-        expected = f"{entry.repo}/{entry.path}" + (f"/{entry.marker}" if entry.marker else "")
+        expected = entry.relpath + (f"/{entry.marker}" if entry.marker else "")
+        what = ", ".join(filter(None, (entry.label, entry.note)))
         return (
             f"{kind.label} '{choice}' not found: expected the file {expected} under the longcat model folder "
-            f"({roots}), laid out as the hub repository ships it ({entry.note}). "
-            f"Download it from {HUB}{entry.repo} into {roots}/{entry.repo}/."
+            f"({roots}), laid out as the hub repository ships it ({what}). "
+            f"Download it from {entry.page} into {roots}/{entry.repo}/."
         )
     folders = ", ".join(folder_paths.get_folder_paths(kind.folder))
-    pages = ", ".join(sorted({HUB + e.repo for e in kind.official}))
+    pages = ", ".join(sorted({e.page for e in kind.official}))
     return (
         f"{kind.label} file '{choice}' not found in the {kind.folder} folder ({folders}). Expected {kind.single_file_hint}, "
         f"or the official layout under {roots} (e.g. {kind.official[0].repo}/{kind.official[0].path}). "
@@ -162,7 +95,7 @@ def missing_message(kind: ModelKind, choice: str) -> str:
     )
 
 
-def download_page(kind: ModelKind, choice: str) -> str:
+def download_page(kind: LoaderFiles, choice: str) -> str:
     """The hub page of the repository a choice belongs to (the first official one otherwise)."""
     entry = next((e for e in kind.official if e.choice == choice), kind.official[0])
-    return HUB + entry.repo
+    return entry.page

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from comfy_api.latest import io
 
+from ..pipeline.limits import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE
 from ..pipeline.portrait import Portrait, encode_portrait, prepare_portrait
 from ..pipeline.resolution import RESOLUTION_MODES
 from .choices import check_choices
@@ -15,9 +16,6 @@ from .payloads import NamedModel
 from .types import CATEGORY, AvatarVAE, PortraitLatent
 
 log = logging.getLogger(__name__)
-
-SIZE_MULTIPLE = 16  # VAE 8x downsampling times the DiT's 2x2 patches
-MAX_SIZE = 2048  # beyond the 720p buckets the model was never trained; this only guards against typos
 
 
 @dataclass
@@ -68,18 +66,18 @@ class PortraitEncode(io.ComfyNode):
                 io.Int.Input(
                     "width",
                     default=512,
-                    min=SIZE_MULTIPLE,
+                    min=MIN_SIZE,
                     max=MAX_SIZE,
                     step=SIZE_MULTIPLE,
-                    tooltip="Width for resolution 'custom' (a multiple of 16).",
+                    tooltip=f"Width for resolution 'custom' (a multiple of {SIZE_MULTIPLE}).",
                 ),
                 io.Int.Input(
                     "height",
                     default=512,
-                    min=SIZE_MULTIPLE,
+                    min=MIN_SIZE,
                     max=MAX_SIZE,
                     step=SIZE_MULTIPLE,
-                    tooltip="Height for resolution 'custom' (a multiple of 16).",
+                    tooltip=f"Height for resolution 'custom' (a multiple of {SIZE_MULTIPLE}).",
                 ),
             ],
             outputs=[

@@ -10,10 +10,12 @@ from typing import Any
 import torch
 from comfy_api.latest import io, ui
 
+from ..pipeline.limits import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS, RECOMMENDED_STEPS
 from ..pipeline.sampling.hooks import Interrupted, SamplerHooks
 from ..pipeline.sampling.mode import DISTILLED_CHOICES, LORA_NONE, SamplingMode
 from ..pipeline.sampling.sampler import GeneratedVideo, SamplerSettings, VideoConditioning, generate_video
 from ..pipeline.sampling.schedules import find_scheduler_dir
+from ..pipeline.sampling.segments import MAX_DROPPED_TAIL_FRAMES, NEW_FRAMES_PER_SEGMENT, OVERLAP_FRAMES, SEGMENT_FRAMES
 from ..pipeline.versions import VERSIONS, get_version
 from . import model_files as mf
 from .choices import check_choices
@@ -26,7 +28,6 @@ from .types import CATEGORY, AudioEmbeds, AvatarModel, AvatarVAE, AvatarVideo, P
 log = logging.getLogger(__name__)
 
 V15 = VERSIONS["v1.5"]  # the version with a distilled mode, named in the tooltips
-MAX_SEED = 0xFFFFFFFFFFFFFFFF  # torch.Generator.manual_seed accepts 64-bit seeds
 
 
 @dataclass
@@ -74,16 +75,16 @@ def guidance_widgets() -> list[io.Input]:
         io.Int.Input(
             "steps",
             default=25,
-            min=1,
-            max=100,
-            tooltip="Denoising steps per segment (20-50 recommended; the reference uses 50). Distilled mode "
-            f"always runs its {V15.distill_steps} steps.",
+            min=MIN_STEPS,
+            max=MAX_STEPS,
+            tooltip=f"Denoising steps per segment ({RECOMMENDED_STEPS[0]}-{RECOMMENDED_STEPS[1]} recommended; the "
+            f"reference uses 50). Distilled mode always runs its {V15.distill_steps} steps.",
         ),
         io.Float.Input(
             "text_guidance",
             default=4.0,
-            min=1.0,
-            max=10.0,
+            min=MIN_GUIDANCE,
+            max=MAX_GUIDANCE,
             step=0.1,
             round=0.01,
             tooltip="How strongly the prompt (vs. the negative prompt) steers the video. 1 turns text "
@@ -92,8 +93,8 @@ def guidance_widgets() -> list[io.Input]:
         io.Float.Input(
             "audio_guidance",
             default=3.0,
-            min=1.0,
-            max=10.0,
+            min=MIN_GUIDANCE,
+            max=MAX_GUIDANCE,
             step=0.1,
             round=0.01,
             tooltip="How strongly the speech drives the lips: 3-5 syncs best; higher exaggerates the mouth. "
@@ -163,8 +164,10 @@ class AvatarSampler(io.ComfyNode):
             node_id="LongCatAvatarSampler",
             display_name="LongCat Avatar Sampler",
             category=CATEGORY,
-            description="Generates the whole video in 93-frame segments (13 overlapping frames, 80 new each) that "
-            "cover the audio, with text and audio guidance, and trims it to the audio's length.",
+            description=f"Generates the whole video in {SEGMENT_FRAMES}-frame segments ({OVERLAP_FRAMES} overlapping "
+            f"frames, {NEW_FRAMES_PER_SEGMENT} new each) that cover the audio, with text and audio guidance, and trims "
+            f"it to the audio's length (a last segment that would keep only {MAX_DROPPED_TAIL_FRAMES} frames or fewer "
+            "is not generated; Video Combine then cuts the audio to the video).",
             inputs=[
                 AvatarModel.Input("model", tooltip="From LongCat Avatar Model Loader."),
                 AvatarVAE.Input("vae", tooltip="From LongCat Avatar VAE Loader (chains the segments)."),
@@ -244,8 +247,13 @@ def report(
     model: ModelHandle, mode: SamplingMode, result: GeneratedVideo, settings: SamplerSettings, portrait: PortraitPayload
 ) -> str:
     """The info text: mode (and overridden widgets), segments, frames, size, seed."""
-    frames = int(result.frames.shape[0])
+    frames, plan = int(result.frames.shape[0]), result.plan
+    tail = ""
+    if plan.dropped_frames:  # the planner did not run a whole segment for them; Video Combine cuts the audio
+        cut = plan.dropped_frames
+        tail = f" The audio's last {cut} frame(s) ({cut / result.fps:.2f} s) get no segment; Video Combine cuts them."
     return (
-        f"LongCat-Video-Avatar {model.version}: {mode.note}. {result.plan.num_segments} segment(s), {frames} frames "
+        f"LongCat-Video-Avatar {model.version}: {mode.note}. {plan.num_segments} segment(s), {frames} frames "
         f"at {result.fps} fps ({frames / result.fps:.2f} s), {portrait.width}x{portrait.height}, seed {settings.seed}."
+        + tail
     )

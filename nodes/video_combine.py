@@ -11,6 +11,7 @@ import folder_paths
 from comfy.cli_args import args
 from comfy_api.latest import InputImpl, io, ui
 
+from ..pipeline.limits import MAX_FPS, MIN_FPS
 from ..pipeline.versions import native_fps_text
 from ..pipeline.video.audio_fit import AudioMuxError, audio_dict_to_array, fit_to_duration, to_aac_rate
 from ..pipeline.video.framerate import FRAME_RATE_MODES, fit_to_audio_count, iter_frame_rate
@@ -20,7 +21,7 @@ from .types import CATEGORY
 
 log = logging.getLogger(__name__)
 
-MIN_FPS, MAX_FPS, DEFAULT_FPS = 15.0, 30.0, 25.0  # 25 fps is v1.5's native rate; 15-30 covers common players
+DEFAULT_FPS = 25.0  # v1.5's native rate
 
 
 def rate_inputs() -> list[io.Input]:

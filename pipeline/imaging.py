@@ -20,13 +20,6 @@ from diffusers.image_processor import VaeImageProcessor
 PIXEL_LEVELS = 255
 
 
-def image_cover_size(src_h: int, src_w: int, height: int, width: int) -> tuple[int, int]:
-    """(h, w) diffusers resizes an image to before the crop: one side equals the target, the other floor-divided."""
-    if width / height > src_w / src_h:
-        return src_h * width // src_w, width
-    return height, src_w * height // src_h
-
-
 def mask_cover_size(src_h: int, src_w: int, height: int, width: int) -> tuple[int, int]:
     """(h, w) the reference resizes masks to before the crop: int() of the float products, never below the target."""
     if width / height > src_w / src_h:

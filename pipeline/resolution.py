@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .limits import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE
+
 # (h/w ratio, height, width) of the reference's one-GPU bucket tables (ASPECT_RATIO_627 for 480p, _960 for 720p):
 # about 0.4 and 0.9 megapixels, every side a multiple of 32. ai2v picks the ratio closest to the image's h/w.
 BUCKETS: dict[str, tuple[tuple[float, int, int], ...]] = {
@@ -27,8 +29,8 @@ BUCKETS: dict[str, tuple[tuple[float, int, int], ...]] = {
 # at2v has no image to take a ratio from: the reference uses fixed landscape sizes.
 AT2V_SIZES = {"480p": (480, 832), "720p": (768, 1280)}
 DEFAULT_SIZE = (512, 512)  # square portrait, our default: cheap and suits head-and-shoulders framing
-SIZE_MULTIPLE = 16  # 8× VAE downsampling times the DiT's 2×2 patches
-RESOLUTION_MODES = ("512x512", "480p", "720p", "custom")
+CUSTOM_MODE = "custom"  # width x height given by the user
+RESOLUTION_MODES = ("512x512", "480p", "720p", CUSTOM_MODE)
 
 
 def bucket_size(image_height: int, image_width: int, resolution: str) -> tuple[int, int]:
@@ -48,8 +50,11 @@ def resolve_size(
         return DEFAULT_SIZE
     if mode in BUCKETS:
         return bucket_size(*image_size, mode) if image_size else AT2V_SIZES[mode]
-    if mode != "custom":
+    if mode != CUSTOM_MODE:
         raise ValueError(f"unknown resolution {mode!r}; use one of {RESOLUTION_MODES}")
-    if not width or not height or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE or width < 0 or height < 0:
-        raise ValueError(f"custom width and height must be positive multiples of 16, got {width}x{height}")
+    if any(not side or side % SIZE_MULTIPLE or not MIN_SIZE <= side <= MAX_SIZE for side in (width, height)):
+        raise ValueError(
+            f"custom width and height must be between {MIN_SIZE} and {MAX_SIZE} and multiples of {SIZE_MULTIPLE}, "
+            f"got {width}x{height}"
+        )
     return int(height), int(width)

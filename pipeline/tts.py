@@ -6,8 +6,6 @@ found through $ESPEAK_NG, then PATH (`espeak-ng`, then the older `espeak`).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 import wave
@@ -16,20 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-INSTALL_HINT = (
-    "Install espeak-ng: `sudo apt-get install espeak-ng` (Debian/Ubuntu), `brew install espeak-ng` (macOS), "
-    "or the espeak-ng .msi from https://github.com/espeak-ng/espeak-ng/releases (Windows); or set ESPEAK_NG to the "
-    "program's path."
-)
+from .espeak import TIMEOUT_S, SpeechError, require_espeak
+from .limits import MAX_TEXT_CHARS
+
 MIN_RATE, MAX_RATE, DEFAULT_RATE = 80, 450, 150  # espeak-ng's accepted words-per-minute range; 150 is calm speech
 MIN_PITCH, MAX_PITCH, DEFAULT_PITCH = 0, 99, 50  # espeak-ng's pitch scale; 50 is the voice's own pitch
-MAX_TEXT_CHARS = 20_000  # ~20 minutes of speech: far beyond one avatar video, stops accidental pastes of whole books
-TIMEOUT_S = 120  # espeak-ng synthesises ~100x faster than real time; this only catches a hung process
 PCM16_SCALE = 32768.0  # full scale of 16-bit PCM, espeak-ng's output format
-
-
-class SpeechError(RuntimeError):
-    """espeak-ng is missing, refused the voice or the text, or wrote no audio."""
 
 
 @dataclass(frozen=True)
@@ -43,28 +33,6 @@ class Speech:
     def duration_s(self) -> float:
         """Length in seconds."""
         return self.samples.shape[-1] / self.sample_rate
-
-
-def find_espeak() -> str | None:
-    """Path of the espeak-ng program, or None when it is not installed."""
-    configured = os.environ.get("ESPEAK_NG")
-    if configured:
-        return configured if Path(configured).is_file() else shutil.which(configured)
-    return shutil.which("espeak-ng") or shutil.which("espeak")
-
-
-def require_espeak() -> str:
-    """Path of espeak-ng; raises SpeechError saying how to install it."""
-    program = find_espeak()
-    if program is None:
-        raise SpeechError(f"espeak-ng was not found. {INSTALL_HINT}")
-    return program
-
-
-def espeak_version() -> str:
-    """The first line of `espeak-ng --version` (raises SpeechError when missing)."""
-    result = subprocess.run([require_espeak(), "--version"], capture_output=True, text=True, timeout=TIMEOUT_S)
-    return result.stdout.strip().splitlines()[0] if result.stdout.strip() else "unknown version"
 
 
 def list_voices() -> list[str]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-HUB = "https://huggingface.co/meituan-longcat/"
-BASE_REPO = "LongCat-Video"  # the base model's repository: VAE, umT5 text encoder, tokenizer and v1.0's scheduler/
+from .model_catalogue import HUB, LORA_V15_DMD, REPO_BASE, REPO_V10, REPO_V15, WAV2VEC2, WHISPER
 
 
 @dataclass(frozen=True)
@@ -54,9 +53,9 @@ VERSIONS: dict[str, VersionSpec] = {
     # shift a FastVideo mirror of that file gives as 12.0.
     "v1.0": VersionSpec(
         version="v1.0",
-        official_repo="LongCat-Video-Avatar",
+        official_repo=REPO_V10,
         encoder_kind="wav2vec2",
-        encoder_name="chinese-wav2vec2-base",
+        encoder_name=WAV2VEC2.path,
         video_fps=16,
         stride=2,
         audio_blocks=12,
@@ -66,25 +65,25 @@ VERSIONS: dict[str, VersionSpec] = {
         distill_lora=None,
         latent_stitching=True,
         multi_speaker_dit=False,
-        scheduler_repo=BASE_REPO,
+        scheduler_repo=REPO_BASE,
     ),
     # v1.5: whisper-large-v3 (5 layer groups x 1280) at 25 Hz = one step per 25 fps frame; continuations re-encode the
     # last decoded frames (use_vcond=False); the DMD LoRA was trained for exactly 8 steps; its own scheduler/ says 7.0.
     "v1.5": VersionSpec(
         version="v1.5",
-        official_repo="LongCat-Video-Avatar-1.5",
+        official_repo=REPO_V15,
         encoder_kind="whisper",
-        encoder_name="whisper-large-v3",
+        encoder_name=WHISPER.path,
         video_fps=25,
         stride=1,
         audio_blocks=5,
         audio_channels=1280,
         default_shift=7.0,
         distill_steps=8,
-        distill_lora="lora/dmd_lora.safetensors",
+        distill_lora=LORA_V15_DMD.path,
         latent_stitching=False,
         multi_speaker_dit=True,
-        scheduler_repo="LongCat-Video-Avatar-1.5",
+        scheduler_repo=REPO_V15,
     ),
 }
 

@@ -2,7 +2,7 @@
 
 It is the v1.5 distilled single-speaker graph of `tools/graphs.py` with its Load Audio node replaced by the Text to
 Speech node; any other node that outputs AUDIO plugs into the same socket. Run from the repository root:
-`python workflows/tts_workflow.py` writes `longcat_avatar_v15_tts_api.json` and, through the ComfyUI frontend (as
+`python workflows/tts_workflow.py [--comfyui DIR]` writes `longcat_avatar_v15_tts_api.json` and, through the ComfyUI frontend (as
 `tools/export.py` does), the UI-format `longcat_avatar_v15_tts.json`.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "workflows" / "tools")]
+sys.path[:0] = [str(ROOT), str(ROOT / "workflows" / "tools")]
 
 NAME = "longcat_avatar_v15_tts"
 SPEECH_NODE = "6"  # the Load Audio node of the talking-head graph
@@ -38,10 +38,7 @@ def tts_graph() -> dict[str, Any]:
 
 def main() -> None:
     """Write both formats."""
-    from export import LOAD_AND_SERIALIZE, note_for, strip_nulls
-
-    from support.browser import open_page
-    from support.comfy_server import remove_base_dir, start_server
+    from export import comfyui_argument, frontend, note_for, ui_format
 
     api = tts_graph()
     (ROOT / "workflows" / f"{NAME}_api.json").write_text(json.dumps(api, indent=2) + "\n")
@@ -49,14 +46,8 @@ def main() -> None:
         "v1.5, one speaker: the speech is made from the text by espeak-ng (offline; install it with your system's "
         "package manager). Replace the Text to Speech node by any node that outputs AUDIO."
     )
-    server = start_server()
-    try:
-        with open_page(server.url) as page:
-            page.wait_for_function("() => window.__longcatAvatar && window.__longcatAvatar.loaded === true")
-            ui = strip_nulls(page.evaluate(LOAD_AND_SERIALIZE, [api, note_for(NAME, doc)]))
-    finally:
-        server.stop()
-        remove_base_dir(server)
+    with frontend(comfyui_argument()) as page:
+        ui = ui_format(page, api, note_for(NAME, doc))
     (ROOT / "workflows" / f"{NAME}.json").write_text(json.dumps(ui, indent=2) + "\n")
     print(f"wrote {NAME}.json and {NAME}_api.json ({len(api)} nodes)")
 

@@ -7,7 +7,7 @@ from .features import compute_audio_features, embed_speech, prepare_track
 from .multi_speaker import compute_multi_speaker_features, merge_for_muxing
 from .speaker_masks import resize_speaker_masks, speaker_masks_from_boxes, speaker_masks_from_tensors
 from .types import AudioFeatures, version_spec
-from .windows import gather_windows, segment_audio_start, window_indices
+from .windows import gather_windows, window_indices
 
 __all__ = [
     "VERSIONS",
@@ -24,7 +24,6 @@ __all__ = [
     "merge_for_muxing",
     "prepare_track",
     "resize_speaker_masks",
-    "segment_audio_start",
     "speaker_masks_from_boxes",
     "speaker_masks_from_tensors",
     "version_spec",

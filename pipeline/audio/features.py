@@ -1,6 +1,6 @@
 """From a ComfyUI AUDIO to the model's full audio features, in the reference's order of operations.
 
-Order (spec §3.1): mix to mono → resample to 16 kHz (soxr "HQ", librosa's default) → zero-pad to cover the frames
+Order (run_demo_avatar_single_audio_to_video.py, then get_audio_embedding_wav2vec2 / _whisper): mix to mono → resample to 16 kHz (soxr "HQ", librosa's default) → zero-pad to cover the frames
 that will be generated → loudness to −23 LUFS (skipped for silence) → the version path (v1.0: −45 dB noise floor,
 3 kHz low-pass, wav2vec2 at 32 Hz; v1.5: Whisper layer groups at 25 Hz).
 """
@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..sampling.segments import reference_frames
 from .encoder_files import WAV2VEC2
 from .errors import AudioInputError
 from .input import audio_to_mono
 from .resample import resample_to_16k
-from .timing import generation_duration_s, num_feature_steps, pad_to_duration, plan_num_video_frames
+from .timing import generation_duration_s, num_feature_steps, pad_to_duration
 from .types import ENCODER_SAMPLE_RATE, AudioFeatures, version_spec
 from .wav2vec2_features import noise_floor, wav2vec2_embedding
 from .whisper_features import whisper_embedding
@@ -34,10 +35,10 @@ def prepare_track(audio: Mapping[str, Any]) -> np.ndarray:
 
 
 def target_num_video_frames(num_samples: int, version: str, num_video_frames: int | None) -> int:
-    """Frames the features must cover: the given count, or the fewest whole segments covering the audio."""
+    """Frames the features must cover: the given count, or the reference's whole segments covering the audio."""
     spec = version_spec(version)
     if num_video_frames is None:
-        return plan_num_video_frames(num_samples / ENCODER_SAMPLE_RATE, spec.video_fps)
+        return reference_frames(num_samples / ENCODER_SAMPLE_RATE, spec.video_fps)
     if int(num_video_frames) < 1:
         raise AudioInputError(f"num_video_frames must be >= 1, got {num_video_frames}")
     return int(num_video_frames)

@@ -1,6 +1,6 @@
 """Two speakers: per-person feature streams in `para` or `add` mode, plus the silent stream for extra people.
 
-As the reference's multi-speaker demo (spec §3.4): a missing speaker is silence of the other's length; `add` plays
+As the reference's multi-speaker demo (run_demo_avatar_multi_audio_to_video.py): a missing speaker is silence of the other's length; `add` plays
 the speakers one after the other (speaker 1, then speaker 2, each silent while the other talks); `para` plays them
 at the same time. Every stream is padded to the generated length and embedded separately; with extra people one
 all-zero ("silent") stream is appended. v1.0's noise floor is drawn from ONE seeded random stream, speaker 1 first,

@@ -1,4 +1,5 @@
-"""Speaker masks for two-person generation: which image pixels belong to which audio stream (spec §3.4).
+"""Speaker masks for two-person generation: which image pixels belong to which audio stream (as the reference's
+run_demo_avatar_multi_audio_to_video.py builds them).
 
 Masks are [K, H, W] float in source-image pixels, in the order the DiT expects: human1, human2, background,
 then one mask per extra (silent) person. Background is 1 wherever neither human mask is set (extra people do not

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .timing import NEW_FRAMES_PER_SEGMENT
-
 # Each video frame sees the feature steps at offsets −2..+2 around its centre (audio_window = 5 in the DiT config).
 WINDOW_RADIUS = 2
-WINDOW_SIZE = 2 * WINDOW_RADIUS + 1
 
 
 def window_indices(start: int, num_frames: int, stride: int, length: int) -> torch.LongTensor:
@@ -26,12 +23,3 @@ def gather_windows(full: torch.Tensor, start: int, num_frames: int, stride: int)
         raise ValueError(f"expected full features [streams, steps, S, A], got shape {tuple(full.shape)}")
     index = window_indices(start, num_frames, stride, full.shape[1]).to(full.device)
     return full[:, index]
-
-
-def segment_audio_start(
-    segment_index: int, new_frames_per_segment: int = NEW_FRAMES_PER_SEGMENT, *, stride: int
-) -> int:
-    """First feature step of segment `segment_index` (0-based): each segment moves on by 80 new frames × stride."""
-    if segment_index < 0:
-        raise ValueError(f"segment_index must be >= 0, got {segment_index}")
-    return segment_index * new_frames_per_segment * stride

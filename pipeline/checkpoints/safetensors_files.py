@@ -12,12 +12,11 @@ import torch
 from safetensors import safe_open
 
 from .errors import CheckpointError, summarize_keys
+from .header import MAX_HEADER_BYTES
 
 # Key prefixes of repackaged single files (ComfyUI saves diffusion models under `model.diffusion_model.`, other
 # tools under `model.` or `diffusion_model.`); tried longest first.
 KEY_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "model.", "")
-# A safetensors file starts with an 8-byte little-endian header length; headers are far below 100 MB.
-MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)

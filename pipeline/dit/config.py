@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..versions import VERSIONS, version_for_audio_blocks
@@ -88,11 +86,6 @@ class DiTConfig:
             else:
                 extra[key] = value
         return cls(**kwargs, extra=extra)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> DiTConfig:
-        """Read an official `config.json`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
     def to_dict(self) -> dict[str, Any]:
         """The geometry as a plain dict (the keys of the official config that we use)."""

@@ -33,12 +33,6 @@ class Guidance:
         """Multi-speaker mode: the batch axis carries the speaker streams, so the CFG branches run separately."""
         return self.speaker_masks is not None
 
-    def passes_per_step(self) -> int:
-        """DiT calls per denoising step: 1 without CFG, 2 batched (single speaker) or 3 (multi-speaker) with CFG."""
-        if not self.cfg:
-            return 1
-        return 3 if self.multi else 2
-
 
 def _call(model: nn.Module, hooks: SamplerHooks, x, t, text, mask, audio, kwargs: dict[str, Any]) -> torch.Tensor:
     """One DiT forward, after giving the caller a chance to stop."""

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
+from .segments import latent_frames
+
 LATENT_CHANNELS = 16  # Wan 2.1 VAE latent channels
-VAE_TEMPORAL = 4  # Wan 2.1 VAE: 4 video frames per latent frame (plus the first)
 VAE_SPATIAL = 8  # Wan 2.1 VAE: 8 × 8 pixels per latent
 
-
-def latent_frames(num_frames: int) -> int:
-    """Latent frames of a 4k+1-frame clip: (F − 1) / 4 + 1."""
-    if num_frames < 1 or (num_frames - 1) % VAE_TEMPORAL:
-        raise ValueError(f"frame counts must be 4k+1 (the VAE's causal layout), got {num_frames}")
-    return (num_frames - 1) // VAE_TEMPORAL + 1
+NoiseSource = Callable[[int, tuple[int, ...]], torch.Tensor]  # (segment index, latent shape) → that segment's noise
 
 
 def latent_shape(num_frames: int, height: int, width: int) -> tuple[int, int, int, int, int]:
@@ -29,3 +27,13 @@ def make_generator(seed: int) -> torch.Generator:
 def draw_noise(generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
     """Standard normal float32 noise of `shape` from the CPU generator."""
     return torch.randn(shape, generator=generator, dtype=torch.float32, device="cpu")
+
+
+def seeded_noise(seed: int) -> NoiseSource:
+    """The default noise source: one generator seeded once and drawn from for every segment in order."""
+    generator = make_generator(seed)
+
+    def draw(segment: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return draw_noise(generator, shape)
+
+    return draw

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -11,6 +12,7 @@ from torch import nn
 
 from ..audio.types import AudioFeatures
 from ..imaging import resize_and_center_crop_masks
+from ..limits import SIZE_MULTIPLE
 from ..text.encoder import TextEmbedding
 from ..vae.pixels import frames_to_pixels, pixels_to_frames
 from ..versions import get_version
@@ -18,11 +20,9 @@ from .denoise import Continuation, denoise_continuation, denoise_first_segment
 from .guidance import Guidance
 from .hooks import SamplerHooks
 from .mode import LORA_NONE, SamplingMode, sampling_mode
-from .noise import VAE_SPATIAL, draw_noise, latent_shape, make_generator
+from .noise import VAE_SPATIAL, NoiseSource, latent_shape, seeded_noise
 from .schedules import build_schedule, resolve_shift
 from .segments import OVERLAP_FRAMES, SEGMENT_FRAMES, SegmentPlan, frames_covering, plan_segments
-
-SIZE_MULTIPLE = 16  # VAE 8× downsampling times the DiT's 2×2 patches
 
 
 class LatentCodec(Protocol):
@@ -43,7 +43,7 @@ class SamplerSettings:
 
     steps: int = 50  # demo default for full sampling (the distilled schedule has its own fixed count)
     text_guidance: float = 4.0  # demo default; 1.0 disables text CFG
-    audio_guidance: float = 4.0  # demo default; the README recommends 3–5
+    audio_guidance: float = 4.0  # demo default; LongCat-Video's README recommends 3–5
     shift: float | None = None  # None: the checkpoint's scheduler_config.json, else the per-version default
     seed: int = 42  # demo default (global_seed 42 on rank 0)
     distilled: bool | str = False  # "on" (True), "off" (False) or "auto": on only when `lora` is the DMD LoRA
@@ -157,7 +157,7 @@ def _validate(version: str, cond: VideoConditioning) -> None:
     if cond.audio.version != version:
         raise ValueError(f"the audio features were made for {cond.audio.version} but the model is {version}")
     if cond.height % SIZE_MULTIPLE or cond.width % SIZE_MULTIPLE:
-        raise ValueError(f"width and height must be multiples of 16, got {cond.width}x{cond.height}")
+        raise ValueError(f"width and height must be multiples of {SIZE_MULTIPLE}, got {cond.width}x{cond.height}")
     if cond.image is not None and tuple(cond.image.shape[-2:]) != (cond.height, cond.width):
         raise ValueError(f"the portrait is {tuple(cond.image.shape[-2:])}, expected {(cond.height, cond.width)}")
     latent, grid = cond.image_latent, (cond.height // VAE_SPATIAL, cond.width // VAE_SPATIAL)
@@ -194,11 +194,25 @@ class FrameSink:
         self.frames[start : start + count] = frames[skip : skip + count]
 
 
-def decode_segments(codec: LatentCodec, segment_latents: list[torch.Tensor], plan: SegmentPlan, tiled: bool = False):
-    """Re-decode saved segment latents to the trimmed video (what generate_video returns), one segment at a time."""
+def decode_segments(
+    codec: LatentCodec,
+    segment_latents: list[torch.Tensor],
+    plan: SegmentPlan,
+    tiled: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Re-decode saved segment latents to the trimmed video (what generate_video returns), one segment at a time.
+
+    `progress(done)` runs before each segment and after the last with the number decoded so far (it may raise to
+    cancel).
+    """
     sink = FrameSink(plan)
     for segment, latents in enumerate(segment_latents):
+        if progress is not None:
+            progress(segment)
         sink.put(segment, decode_segment(codec, latents, tiled))
+    if progress is not None:
+        progress(len(segment_latents))
     return sink.frames
 
 
@@ -209,18 +223,22 @@ def generate_video(
     conditioning: VideoConditioning,
     settings: SamplerSettings,
     hooks: SamplerHooks | None = None,
+    noise: NoiseSource | None = None,
 ) -> GeneratedVideo:
-    """Generate the whole talking video: segments covering the audio, decoded per segment, trimmed to the audio."""
+    """Generate the whole talking video: segments covering the audio (`plan_segments`), decoded, trimmed to the audio.
+
+    `noise` replaces the seeded initial noise of each segment (the parity tests inject the reference's).
+    """
     sampler = SegmentSampler(model, codec, version, conditioning, settings, hooks)
     plan, tiled = sampler.plan, sampler.settings.tiled_decode
-    generator = make_generator(sampler.settings.seed)
+    noise = noise or seeded_noise(sampler.settings.seed)
     shape = latent_shape(plan.frames_per_segment, conditioning.height, conditioning.width)
-    latents = sampler.first(draw_noise(generator, shape))
+    latents = sampler.first(noise(0, shape))
     frames = decode_segment(codec, latents, tiled)
     sink, segment_latents, ref_latent = FrameSink(plan), [latents], latents[:, :, :1].clone()
     sink.put(0, frames)
     for segment in range(1, plan.num_segments):
-        latents = sampler.next(segment, draw_noise(generator, shape), latents, frames, ref_latent)
+        latents = sampler.next(segment, noise(segment, shape), latents, frames, ref_latent)
         frames = decode_segment(codec, latents, tiled)
         sink.put(segment, frames)
         segment_latents.append(latents)

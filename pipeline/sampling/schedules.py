@@ -1,4 +1,6 @@
-"""Sigma / timestep schedules of the reference sampler, the scheduler shift, and the Euler update (spec §4.6)."""
+"""Sigma / timestep schedules of the reference sampler, the scheduler shift, and the Euler update (as
+LongCatVideoAvatarPipeline.get_timesteps_sigmas and generate_avc's enhance_hf tail make them).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
+from ..model_catalogue import SCHEDULER_CONFIG, SCHEDULER_FOLDER
 from ..versions import get_version
 
 NUM_TRAIN_TIMESTEPS = 1000  # the reference trains on 1000 flow-matching timesteps (FlowMatchEulerDiscreteScheduler)
@@ -83,7 +86,7 @@ def read_shift(scheduler_dir: str | Path | None) -> float | None:
         return None
     path = Path(scheduler_dir)
     if path.is_dir():
-        path = path / "scheduler_config.json"
+        path = path / SCHEDULER_CONFIG
     try:
         value = json.loads(path.read_text()).get("shift")
     except (OSError, ValueError):
@@ -104,5 +107,5 @@ def find_scheduler_dir(longcat_root: str | Path, version: str) -> Path | None:
 
     Avatar-1.5 ships its own `scheduler/`; Avatar v1.0 uses LongCat-Video's (the version table's scheduler_repo).
     """
-    folder = Path(longcat_root) / get_version(version).scheduler_repo / "scheduler"
-    return folder if (folder / "scheduler_config.json").is_file() else None
+    folder = Path(longcat_root) / get_version(version).scheduler_repo / SCHEDULER_FOLDER
+    return folder if (folder / SCHEDULER_CONFIG).is_file() else None

@@ -1,4 +1,6 @@
-"""Prompt cleaning, token budget and the default negative prompt of the reference demos (spec §1.5)."""
+"""Prompt cleaning, token budget and default negative prompt as the reference has them (LongCat-Video's
+`prompt_clean` and `_get_t5_prompt_embeds` in longcat_video/pipeline_longcat_video_avatar.py, and the demo scripts).
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import Unigram
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from ..model_catalogue import HUB, LONGCAT_FOLDER, REPO_BASE, TOKENIZER_FOLDER
+
 SPACE_MARK = "\u2581"  # SentencePiece's visible word-boundary mark
 
 
@@ -40,6 +42,6 @@ def load_tokenizer_folder(folder: str | Path) -> PreTrainedTokenizerBase:
     if (folder / "spiece.model").is_file():
         return tokenizer_from_spiece((folder / "spiece.model").read_bytes())
     raise FileNotFoundError(
-        f"no tokenizer.json or spiece.model in {folder}; use LongCat-Video's tokenizer/ folder "
-        "(https://huggingface.co/meituan-longcat/LongCat-Video, models/longcat/LongCat-Video/tokenizer/)."
+        f"no tokenizer.json or spiece.model in {folder}; use {REPO_BASE}'s {TOKENIZER_FOLDER}/ folder "
+        f"({HUB}{REPO_BASE}, models/{LONGCAT_FOLDER}/{REPO_BASE}/{TOKENIZER_FOLDER}/)."
     )

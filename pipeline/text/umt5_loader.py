@@ -9,12 +9,13 @@ import torch
 from safetensors import safe_open
 from transformers import PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
 
+from ..model_catalogue import LONGCAT_FOLDER, TOKENIZER_FOLDER, UMT5, UMT5_FILE
 from .tokenizer import load_tokenizer_folder, tokenizer_from_spiece
 
 DOWNLOAD_HINT = (
-    "Use LongCat-Video's text_encoder/ + tokenizer/ folders (https://huggingface.co/meituan-longcat/LongCat-Video, "
-    "as models/longcat/LongCat-Video/) or a umT5-XXL .safetensors in models/text_encoders/ "
-    "(e.g. umt5_xxl_fp8_e4m3fn_scaled.safetensors from Comfy-Org's Wan 2.1 repackage)."
+    f"Use {UMT5.repo}'s {UMT5.path}/ + {TOKENIZER_FOLDER}/ folders ({UMT5.page}, as models/{LONGCAT_FOLDER}/{UMT5.repo}/) "
+    f"or a umT5-XXL .safetensors in models/{UMT5_FILE.folder}/ (e.g. umt5_xxl_fp8_e4m3fn_scaled.safetensors from "
+    f"{UMT5_FILE.page})."
 )
 MARKER = "encoder.block.0.layer.0.SelfAttention.q.weight"  # every T5-family encoder file has it
 UMT5_MARKER = "encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"  # umT5: a bias in every block
@@ -107,12 +108,12 @@ def load_folder(encoder_dir: Path, tokenizer_dir: Path, dtype: torch.dtype) -> L
 
 def resolve_folders(path: Path) -> tuple[Path, Path]:
     """(text_encoder dir, tokenizer dir) for a LongCat-Video root, its text_encoder/ folder, or a combined folder."""
-    if (path / "text_encoder" / "config.json").is_file():
-        return path / "text_encoder", path / "tokenizer"
-    if (path / "config.json").is_file():
-        sibling = path.parent / "tokenizer"
+    if (path / UMT5.path / UMT5.marker).is_file():
+        return path / UMT5.path, path / TOKENIZER_FOLDER
+    if (path / UMT5.marker).is_file():
+        sibling = path.parent / TOKENIZER_FOLDER
         return path, sibling if sibling.is_dir() else path
-    raise TextEncoderFormatError(f"no umT5 config.json in {path} (nor in {path / 'text_encoder'}). {DOWNLOAD_HINT}")
+    raise TextEncoderFormatError(f"no umT5 config.json in {path} (nor in {path / UMT5.path}). {DOWNLOAD_HINT}")
 
 
 def load_text_encoder(

@@ -11,11 +11,12 @@ from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors import safe_open
 
+from ..model_catalogue import LONGCAT_FOLDER, VAE_FILE, WAN_VAE
 from .normalization import WAN21_LATENTS_MEAN, WAN21_LATENTS_STD
 
 DOWNLOAD_HINT = (
-    "Use LongCat-Video's vae/ folder (https://huggingface.co/meituan-longcat/LongCat-Video, placed as "
-    "models/longcat/LongCat-Video/vae/) or ComfyUI's wan_2.1_vae.safetensors in models/vae/."
+    f"Use {WAN_VAE.repo}'s {WAN_VAE.path}/ folder ({WAN_VAE.page}, placed as models/{LONGCAT_FOLDER}/{WAN_VAE.relpath}/) "
+    f"or ComfyUI's {VAE_FILE.label} in models/{VAE_FILE.folder}/."
 )
 COMFY_MARKER = "decoder.middle.0.residual.0.gamma"  # ComfyUI / original Wan layout (what diffusers also detects)
 DIFFUSERS_MARKER = "decoder.mid_block.resnets.0.norm1.gamma"  # diffusers AutoencoderKLWan layout

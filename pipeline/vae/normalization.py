@@ -1,4 +1,6 @@
-"""Per-channel latent normalisation of the Wan 2.1 VAE (spec §1.4), with the reference's exact arithmetic."""
+"""Per-channel latent normalisation of the Wan 2.1 VAE (LongCat-Video's vae/config.json latents_mean / latents_std),
+with the arithmetic of LongCatVideoAvatarPipeline.normalize_latents / denormalize_latents.
+"""
 
 from __future__ import annotations
 

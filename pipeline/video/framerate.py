@@ -15,6 +15,7 @@ import torch
 
 FrameRateMode = Literal["nearest", "blend"]
 FRAME_RATE_MODES: tuple[str, ...] = ("nearest", "blend")
+COVER_SLACK_FRAMES = 1e-6  # the planner's frames_covering ignores float noise below a microframe; so does this
 
 
 def output_frame_count(num_frames: int, source_fps: float, target_fps: float) -> int:
@@ -95,14 +96,19 @@ def iter_frame_rate(
 
 
 def fit_to_audio_count(num_frames: int, source_fps: float, target_fps: float, audio_s: float | None) -> int:
-    """Output frame count: the audio's duration when the frames were made for it, else the frames' own duration.
+    """Output frame count: the audio's duration when the frames were made to cover it, else the frames' own duration.
 
     The sampler covers the audio with whole native frames, so its video outlasts the audio by less than one native
     frame; ending the output with the audio (instead of that fraction) keeps frame count = audio duration x fps.
-    Frames that differ from the audio by more than a native frame keep their own duration.
+    A video shorter than its audio (the segment planner dropped a tail of a frame or two, see
+    pipeline/sampling/segments.py) keeps its own duration, and Video Combine trims the audio to it; so do frames that
+    outlast the audio by more than a native frame.
     """
     own = output_frame_count(num_frames, source_fps, target_fps)
-    if audio_s is None or abs(num_frames / source_fps - audio_s) > 1 / source_fps:
+    if audio_s is None:
+        return own
+    overhang = num_frames - audio_s * source_fps  # native frames the video outlasts the audio by
+    if not -COVER_SLACK_FRAMES <= overhang <= 1:
         return own
     return max(1, round(audio_s * target_fps))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from support.browser import open_page
 from support.comfy_server import ComfyServer
+from workflows.tools.browser import open_page
 
 pytestmark = [pytest.mark.comfy, pytest.mark.browser]
 

@@ -9,6 +9,7 @@ prove each widget reaches the engine. Where a widget must not change the video, 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,8 +78,10 @@ LOADER = {  # every loader widget off its default (auto speakers and dtype, stre
 
 def tiny_v15_meta(server: ComfyServer) -> LongCatAvatarDiT:
     """The tiny v1.5 DiT's structure (no weights), for LoRA shapes."""
-    config = DiTConfig.from_json(
-        server.models_dir / "longcat" / "LongCat-Video-Avatar-1.5" / "base_model" / "config.json"
+    config = DiTConfig.from_dict(
+        json.loads(
+            (server.models_dir / "longcat" / "LongCat-Video-Avatar-1.5" / "base_model" / "config.json").read_text()
+        )
     )
     return LongCatAvatarDiT(config, device="meta")
 

@@ -7,6 +7,8 @@ import re
 import pytest
 import requests
 
+from longcat_avatar.params import GenerationParams, validate
+from pipeline import limits
 from support.comfy_server import PACK_FOLDER_NAME, REPO_ROOT, ComfyServer
 
 pytestmark = pytest.mark.comfy
@@ -45,3 +47,37 @@ def _declared_node_ids() -> set[str]:
     for path in (REPO_ROOT / "nodes").rglob("*.py"):
         ids.update(re.findall(r'node_id="(LongCatAvatar\w+)"', path.read_text()))
     return ids
+
+
+# (node, widget) -> the (min, max) pipeline/limits.py defines.
+WIDGET_LIMITS = {
+    ("LongCatAvatarSampler", "steps"): (limits.MIN_STEPS, limits.MAX_STEPS),
+    ("LongCatAvatarSampler", "text_guidance"): (limits.MIN_GUIDANCE, limits.MAX_GUIDANCE),
+    ("LongCatAvatarSampler", "audio_guidance"): (limits.MIN_GUIDANCE, limits.MAX_GUIDANCE),
+    ("LongCatAvatarSampler", "seed"): (0, limits.MAX_SEED),
+    ("LongCatAvatarVideoCombine", "frame_rate"): (limits.MIN_FPS, limits.MAX_FPS),
+    ("LongCatAvatarPortraitEncode", "width"): (limits.MIN_SIZE, limits.MAX_SIZE),
+    ("LongCatAvatarPortraitEncode", "height"): (limits.MIN_SIZE, limits.MAX_SIZE),
+    ("LongCatAvatarAudioEncode", "seed"): (0, limits.MAX_NOISE_SEED),
+}
+# The same widgets as the command line, batch files and HTTP endpoint name them (longcat_avatar/params.py).
+PARAM_FIELDS = {
+    ("LongCatAvatarSampler", "steps"): "steps",
+    ("LongCatAvatarSampler", "text_guidance"): "text_guidance",
+    ("LongCatAvatarSampler", "audio_guidance"): "guidance",
+    ("LongCatAvatarSampler", "seed"): "seed",
+    ("LongCatAvatarVideoCombine", "frame_rate"): "fps",
+}
+
+
+@pytest.mark.parametrize(("node", "widget"), sorted(WIDGET_LIMITS))
+def test_widget_ranges_are_the_shared_limits(comfy_server: ComfyServer, node: str, widget: str) -> None:
+    """A node's range is the one the client validates with: the extremes pass, one step beyond is refused."""
+    inputs = comfy_server.get_json(f"/object_info/{node}")[node]["input"]
+    _, options = {**inputs["required"], **inputs.get("optional", {})}[widget]
+    low, high = WIDGET_LIMITS[node, widget]
+    assert (options["min"], options["max"]) == (low, high)
+    field = PARAM_FIELDS.get((node, widget))
+    if field is not None:
+        assert not validate(GenerationParams(**{field: low})) and not validate(GenerationParams(**{field: high}))
+        assert validate(GenerationParams(**{field: low - 1})) and validate(GenerationParams(**{field: high + 1}))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import tts
+from pipeline import espeak, limits, tts
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 
@@ -62,7 +62,7 @@ def test_other_languages_and_unicode() -> None:
     ("kwargs", "message"),
     [
         ({"text": "   "}, "empty"),
-        ({"text": "x" * (tts.MAX_TEXT_CHARS + 1)}, "limit"),
+        ({"text": "x" * (limits.MAX_TEXT_CHARS + 1)}, "limit"),
         ({"text": "hi", "rate": 10}, "rate 10 is outside 80-450"),
         ({"text": "hi", "pitch": 120}, "pitch 120 is outside 0-99"),
         ({"text": "hi", "voice": "qqq"}, "espeak-ng has no voice 'qqq'"),
@@ -76,7 +76,7 @@ def test_refusals(kwargs: dict, message: str) -> None:
 
 def test_missing_program_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ESPEAK_NG", "/nonexistent/espeak-ng")
-    assert tts.find_espeak() is None
+    assert espeak.find_espeak() is None
     with pytest.raises(tts.SpeechError, match="apt-get install espeak-ng"):
         tts.synthesize("hello")
 

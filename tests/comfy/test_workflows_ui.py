@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from support.avatar_graph import TEST_SIZE, api_workflows, ensure_tiny_models, make_portrait, make_speech, ui_workflows
-from support.browser import open_page
 from support.comfy_server import ComfyServer
+from workflows.tools.browser import open_page
 
 pytestmark = [pytest.mark.comfy, pytest.mark.browser]
 

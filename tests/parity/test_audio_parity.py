@@ -19,7 +19,8 @@ import torch
 from pipeline.audio.encoders import AudioEncoder, load_audio_encoder
 from pipeline.audio.features import embed_speech, prepare_track
 from pipeline.audio.wav2vec2_features import noise_floor
-from pipeline.audio.windows import gather_windows, segment_audio_start, window_indices
+from pipeline.audio.windows import gather_windows, window_indices
+from pipeline.sampling.segments import plan_segments
 from support import refvec
 
 # Reference stage name -> name in our trace dict (the rest are compared explicitly).
@@ -52,9 +53,10 @@ def _windows(case: refvec.RefCase, full: torch.Tensor) -> dict[str, torch.Tensor
     """Segment-1 and segment-2 windows (and their indices) of a full embedding [steps, S, A]."""
     stride = int(case.params["audio_stride"])
     num_frames, num_cond = _window_plan(case)
+    plan = plan_segments(2 * num_frames - num_cond, num_frames, num_cond)  # the sampler's plan of two segments
     produced = {}
     for segment in (0, 1):
-        start = segment_audio_start(segment, num_frames - num_cond, stride=stride)
+        start = plan.start_frame(segment) * stride  # as AudioFeatures.windows places a segment's first frame
         name = f"window_seg{segment + 1}"
         produced[name] = gather_windows(full[None], start, num_frames, stride)
         produced[name + "_indices"] = window_indices(start, num_frames, stride, full.shape[0])

@@ -8,15 +8,11 @@ injecting only the stored noise and text embeddings. Every DiT call is also chec
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 import pytest
 import torch
 
 from pipeline.audio.types import AudioFeatures, version_spec
 from pipeline.audio.windows import gather_windows, window_indices
-from pipeline.checkpoints.dit_loader import load_dit
 from pipeline.imaging import resize_and_center_crop_masks
 from pipeline.sampling.denoise import Continuation, denoise_continuation, denoise_first_segment
 from pipeline.sampling.guidance import Guidance
@@ -25,46 +21,17 @@ from pipeline.sampling.schedules import build_schedule
 from pipeline.text.encoder import TextEmbedding
 from pipeline.vae.normalization import normalize_latents
 from support import refvec
+from support.dit_calls import DiTCallLog, refvec_dit
 
 CASES = refvec.case_params("loop")
 
 
-@cache
-def tiny_dit(path: str) -> torch.nn.Module:
-    """The case's tiny DiT through our normal loader, in float32 like the vectors."""
-    return load_dit(path, dtype=torch.float32).model
+LOOP_CALL_FIELDS = ("batch", "T", "num_cond_latents", "return_kv", "kv_cache", "audio_batch", "multi")
 
 
-class CallLog:
-    """Records every DiT call (batch, frames, flags, timesteps) to compare with the reference's `dit_calls`."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.calls: list[dict[str, Any]] = []
-        self.handle = model.register_forward_pre_hook(self._record, with_kwargs=True)
-
-    def _record(self, module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
-        x, t = kwargs["hidden_states"], kwargs["timestep"]
-        self.calls.append(
-            {
-                "batch": x.shape[0],
-                "T": x.shape[2],
-                "num_cond_latents": kwargs.get("num_cond_latents") or 0,
-                "return_kv": bool(kwargs.get("return_kv")),
-                "kv_cache": bool(kwargs.get("kv_cache_dict")),
-                "audio_batch": kwargs["audio_embs"].shape[0],
-                "multi": kwargs.get("ref_target_masks") is not None,
-                "timestep": t.flatten().tolist(),
-            }
-        )
-
-    def check(self, expected: list[dict[str, Any]]) -> None:
-        """Same number and kind of calls, same per-frame timesteps."""
-        self.handle.remove()
-        assert len(self.calls) == len(expected), f"{len(self.calls)} DiT calls, reference made {len(expected)}"
-        for ours, ref in zip(self.calls, expected, strict=True):
-            for key in ("batch", "T", "num_cond_latents", "return_kv", "kv_cache", "audio_batch", "multi"):
-                assert ours[key] == ref[key], f"DiT call {key}: {ours[key]} != {ref[key]}"
-            torch.testing.assert_close(torch.tensor(ours["timestep"]), torch.tensor(ref["timestep"]), atol=1e-3, rtol=0)
+def check_calls(log: DiTCallLog, case: refvec.RefCase) -> None:
+    """The loop's DiT calls against the reference's log (timesteps logged flat, per call)."""
+    log.check(case.spec["dit_calls"], LOOP_CALL_FIELDS, lambda ref, t: torch.tensor(ref["timestep"]).reshape(t.shape))
 
 
 class StubVAE:
@@ -123,29 +90,30 @@ def masks_of(case: refvec.RefCase) -> torch.Tensor | None:
 def test_loop_direct(case: refvec.RefCase) -> None:
     """The segment loops on the stored per-segment inputs reproduce the reference latents."""
     case = refvec.require_case(case)
-    p, model = case.params, tiny_dit(str(case.model_path("model_dir")))
+    p, model = case.params, refvec_dit(str(case.model_path("model_dir")))
     pos, neg = texts(case)
     guidance = Guidance(
         pos, neg, case.tensor("in.audio_emb"), p["text_guidance_scale"], p["audio_guidance_scale"], masks_of(case)
     )
-    schedule, log = schedule_of(case), CallLog(model)
+    schedule = schedule_of(case)
     kind, noise = kind_of(case), case.tensor("in.noise")
-    if kind == "avc":
-        fresh = normalize_latents(case.tensor("in.cond_video_latent_raw"))
-        n_cond = p["num_cond_latents"]
-        denoise_cond = case.tensor("in.prev_latents")[:, :, -n_cond:] if p["use_vcond"] else fresh
-        cont = Continuation(
-            denoise_cond, fresh, case.tensor("in.ref_latent"), p["ref_img_index"], p["mask_frame_range"]
-        )
-        latents = denoise_continuation(model, noise, schedule, guidance, cont)
-    else:
-        image = None
-        if kind == "ai2v":
-            stored = "in.image_latent_normalized" in case.inputs
-            raw = case.tensor("in.image_latent_raw")
-            image = case.tensor("in.image_latent_normalized") if stored else normalize_latents(raw)
-        latents = denoise_first_segment(model, noise, schedule, guidance, image)
-    log.check(case.spec["dit_calls"])
+    with DiTCallLog(model) as log:
+        if kind == "avc":
+            fresh = normalize_latents(case.tensor("in.cond_video_latent_raw"))
+            n_cond = p["num_cond_latents"]
+            denoise_cond = case.tensor("in.prev_latents")[:, :, -n_cond:] if p["use_vcond"] else fresh
+            cont = Continuation(
+                denoise_cond, fresh, case.tensor("in.ref_latent"), p["ref_img_index"], p["mask_frame_range"]
+            )
+            latents = denoise_continuation(model, noise, schedule, guidance, cont)
+        else:
+            image = None
+            if kind == "ai2v":
+                stored = "in.image_latent_normalized" in case.inputs
+                raw = case.tensor("in.image_latent_raw")
+                image = case.tensor("in.image_latent_normalized") if stored else normalize_latents(raw)
+            latents = denoise_first_segment(model, noise, schedule, guidance, image)
+    check_calls(log, case)
     case.compare_all({"out.latents": latents})
 
 
@@ -171,7 +139,7 @@ def full_features(case: refvec.RefCase, stride: int) -> torch.Tensor:
 def test_loop_chained(case: refvec.RefCase) -> None:
     """The same case through the sampler from raw inputs: our window gather, normalisation and mask crop."""
     case = refvec.require_case(case)
-    p, model, kind = case.params, tiny_dit(str(case.model_path("model_dir"))), kind_of(case)
+    p, model, kind = case.params, refvec_dit(str(case.model_path("model_dir"))), kind_of(case)
     spec = version_spec(case.version)
     full = full_features(case, spec.stride)
     masks = case.tensor("in.ref_target_masks") if "in.ref_target_masks" in case.inputs else None
@@ -189,16 +157,17 @@ def test_loop_chained(case: refvec.RefCase) -> None:
         ref_img_index=p.get("ref_img_index", 10), mask_frame_range=p.get("mask_frame_range", 3),
         frames_per_segment=p["num_frames"], overlap_frames=p.get("num_cond_frames", 13),
     )  # fmt: skip
-    noise, log = case.tensor("in.noise"), CallLog(model)
-    if kind == "avc":
-        vae = StubVAE(case.tensor("in.cond_video_latent_raw"), tuple(p["vae_encode_input_shapes"][0]))
-        sampler = SegmentSampler(model, vae, case.version, cond, settings)
-        prev_frames = torch.zeros(p["num_frames"], height, width, 3, dtype=torch.uint8)
-        latents = sampler.next(1, noise, case.tensor("in.prev_latents"), prev_frames, case.tensor("in.ref_latent"))
-    else:
-        raw = case.tensor("in.image_latent_raw") if kind == "ai2v" else torch.zeros(0)
-        vae = StubVAE(raw, (1, 3, 1, height, width))
-        latents = SegmentSampler(model, vae, case.version, cond, settings).first(noise)
+    noise = case.tensor("in.noise")
+    with DiTCallLog(model) as log:
+        if kind == "avc":
+            vae = StubVAE(case.tensor("in.cond_video_latent_raw"), tuple(p["vae_encode_input_shapes"][0]))
+            sampler = SegmentSampler(model, vae, case.version, cond, settings)
+            prev_frames = torch.zeros(p["num_frames"], height, width, 3, dtype=torch.uint8)
+            latents = sampler.next(1, noise, case.tensor("in.prev_latents"), prev_frames, case.tensor("in.ref_latent"))
+        else:
+            raw = case.tensor("in.image_latent_raw") if kind == "ai2v" else torch.zeros(0)
+            vae = StubVAE(raw, (1, 3, 1, height, width))
+            latents = SegmentSampler(model, vae, case.version, cond, settings).first(noise)
     assert vae.calls == (0 if kind == "at2v" else 1)
-    log.check(case.spec["dit_calls"])
+    check_calls(log, case)
     case.compare_all({"out.latents": latents})

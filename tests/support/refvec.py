@@ -39,12 +39,57 @@ def refvec_roots() -> list[Path]:
     return roots
 
 
+# The one list of which parity test module consumes each case kind; a kind present in a set but absent here fails
+# the plumbing test, and each module listed must parametrise a test over every case of its kind.
+CONSUMERS: dict[str, str] = {
+    "dit_forward": "test_dit_forward",
+    "int8": "test_dit_int8",
+    "lora": "test_dit_lora",
+    "loop": "test_loop",
+    "audio": "test_audio_parity",
+    "scheduler": "test_scheduler",
+    "chain": "test_chain",
+}
+
+
+class ToleranceMissing(AssertionError):
+    """A floating-point output has no tolerance bound (an integer output without one compares exactly)."""
+
+
 @dataclass(frozen=True)
 class Tolerance:
-    """Acceptance bounds for one output: max absolute error and relative L2 error (either may be absent)."""
+    """Acceptance bounds for one output; every bound given must hold.
+
+    For integer outputs `max_abs` counts in units of one (LSB for uint8) and `max_mismatch_fraction` bounds the
+    fraction of elements that differ at all. An integer output with no bound at all must match exactly.
+    """
 
     max_abs: float | None = None
     rel_l2: float | None = None
+    max_mismatch_fraction: float | None = None
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any] | None) -> Tolerance:
+        """A tolerance from a cases.json mapping (unknown keys are refused, so a misspelt bound cannot vanish)."""
+        raw = dict(raw or {})
+        unknown = set(raw) - {"max_abs", "rel_l2", "max_mismatch_fraction"}
+        if unknown:
+            raise ValueError(f"unknown tolerance keys {sorted(unknown)}")
+        return cls(**raw)
+
+    @property
+    def bounded(self) -> bool:
+        """True when at least one bound is given."""
+        return any(v is not None for v in (self.max_abs, self.rel_l2, self.max_mismatch_fraction))
+
+
+@dataclass(frozen=True)
+class Errors:
+    """Measured differences of one output against its reference."""
+
+    max_abs: float
+    rel_l2: float
+    mismatch_fraction: float
 
 
 @dataclass
@@ -63,7 +108,7 @@ class RefCase:
 
     @property
     def kind(self) -> str:
-        """One of dit_forward, int8, lora, loop, audio, scheduler."""
+        """One of the kinds in CONSUMERS (dit_forward, int8, lora, loop, audio, scheduler, chain)."""
         return self.spec["kind"]
 
     @property
@@ -116,27 +161,44 @@ class RefCase:
             return self.tensors[value]
         return value
 
-    def tolerance(self, output: str) -> Tolerance:
-        """Tolerance for one output; `tolerance_by_output` replaces the case tolerance for that output."""
+    def tolerance(self, output: str, stepwise: bool = False) -> Tolerance:
+        """Tolerance for one output: `tolerance_by_output` for that output, else the case tolerance for floats
+        (integer outputs: exact). `stepwise` picks the chain cases' `tolerance_stepwise` entry for the dtype."""
+        integer = not self.tensor(output).is_floating_point()
+        if stepwise:
+            table = self.spec.get("tolerance_stepwise")
+            if table is None:
+                raise ToleranceMissing(f"{self.id}: no tolerance_stepwise for {output}")
+            return Tolerance.of(table["uint8" if integer else "float"])
         by_output = self.spec.get("tolerance_by_output", {})
-        raw = by_output.get(output, self.spec.get("tolerance", {}))
-        return Tolerance(max_abs=raw.get("max_abs"), rel_l2=raw.get("rel_l2"))
+        if output in by_output:
+            return Tolerance.of(by_output[output])
+        return Tolerance() if integer else Tolerance.of(self.spec.get("tolerance"))
 
-    def compare(self, output: str, actual: Any) -> None:
+    def compare(self, output: str, actual: Any, stepwise: bool = False) -> Errors:
         """Compare one produced tensor with the stored reference output under the case tolerance."""
         if output not in self.outputs:
             raise AssertionError(f"{self.id}: {output!r} is not an output of this case ({self.outputs})")
-        assert_close_to_reference(actual, self.tensor(output), self.tolerance(output), f"{self.id}:{output}")
+        tolerance = self.tolerance(output, stepwise)
+        errors = assert_close_to_reference(actual, self.tensor(output), tolerance, f"{self.id}:{output}")
         self._compared.add(output)
+        return errors
 
-    def compare_all(self, produced: Mapping[str, Any]) -> None:
-        """Compare a mapping of outputs and require that it covers every output the case lists."""
+    def compare_all(self, produced: Mapping[str, Any], stepwise: bool = False) -> dict[str, Errors]:
+        """Compare a mapping of outputs, which must cover every output the case lists; every failure is reported."""
         missing = [name for name in self.outputs if name not in produced]
         if missing:
             raise AssertionError(f"{self.id}: outputs not produced, so not compared: {missing}")
+        measured, failures = {}, []
         for name in self.outputs:
-            self.compare(name, produced[name])
+            try:
+                measured[name] = self.compare(name, produced[name], stepwise)
+            except AssertionError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise AssertionError("\n".join(failures))
         self.assert_all_compared()
+        return measured
 
     def assert_all_compared(self) -> None:
         """Fail unless every output of the case was compared."""
@@ -147,34 +209,57 @@ class RefCase:
             raise AssertionError(f"{self.id}: outputs never compared: {left}")
 
 
-def assert_close_to_reference(actual: Any, expected: Any, tol: Tolerance, label: str) -> None:
-    """Assert shape equality and max-abs / relative-L2 error within `tol`, reporting both errors on failure."""
+def measure(actual: Any, expected: Any, label: str) -> Errors:
+    """Max abs, relative L2 and mismatch fraction of `actual` against `expected` (shapes and dtype kinds must match)."""
     import torch
 
     actual_t = torch.as_tensor(actual).detach().cpu()
     expected_t = torch.as_tensor(expected).detach().cpu()
     if tuple(actual_t.shape) != tuple(expected_t.shape):
         raise AssertionError(f"{label}: shape {tuple(actual_t.shape)} != reference {tuple(expected_t.shape)}")
-    if not expected_t.is_floating_point():
-        if not torch.equal(actual_t.to(expected_t.dtype), expected_t):
-            bad = (actual_t.to(expected_t.dtype) != expected_t).sum().item()
-            raise AssertionError(f"{label}: {bad} integer entries differ from the reference")
-        return
-    a = actual_t.double()
-    e = expected_t.double()
-    if not torch.isfinite(a).all():
+    if actual_t.is_floating_point() != expected_t.is_floating_point():
+        raise AssertionError(
+            f"{label}: a {actual_t.dtype} result cannot be compared with a {expected_t.dtype} reference "
+            "(convert it explicitly and exactly, never by truncation)"
+        )
+    if not torch.isfinite(actual_t.double()).all():
         raise AssertionError(f"{label}: output has non-finite values")
-    diff = a - e
-    max_abs = diff.abs().max().item() if diff.numel() else 0.0
-    denom = e.norm().item()
+    diff = actual_t.double() - expected_t.double()
+    if not diff.numel():
+        return Errors(0.0, 0.0, 0.0)
+    denom = expected_t.double().norm().item()
     rel_l2 = diff.norm().item() / denom if denom > 0 else diff.norm().item()
-    problems = []
-    if tol.max_abs is not None and max_abs > tol.max_abs:
-        problems.append(f"max_abs {max_abs:.3e} > {tol.max_abs:.1e}")
-    if tol.rel_l2 is not None and rel_l2 > tol.rel_l2:
-        problems.append(f"rel_l2 {rel_l2:.3e} > {tol.rel_l2:.1e}")
+    mismatch = (diff != 0).double().mean().item()
+    return Errors(diff.abs().max().item(), rel_l2, mismatch)
+
+
+def assert_close_to_reference(actual: Any, expected: Any, tol: Tolerance, label: str) -> Errors:
+    """Assert shape equality and every bound of `tol`, reporting all measured errors on failure.
+
+    An integer reference with no bound must be matched exactly; a float reference needs at least one bound.
+    """
+    import torch
+
+    errors = measure(actual, expected, label)
+    integer = not torch.as_tensor(expected).is_floating_point()
+    if not tol.bounded:
+        if not integer:
+            raise ToleranceMissing(f"{label}: no tolerance bound for a floating-point output")
+        tol = Tolerance(max_abs=0)
+    bounds = (
+        ("max_abs", errors.max_abs, tol.max_abs),
+        ("rel_l2", errors.rel_l2, tol.rel_l2),
+        ("mismatch_fraction", errors.mismatch_fraction, tol.max_mismatch_fraction),
+    )
+    problems = [
+        f"{name} {value:.3e} > {bound:.1e}" for name, value, bound in bounds if bound is not None and value > bound
+    ]
     if problems:
-        raise AssertionError(f"{label}: " + "; ".join(problems) + f" (max_abs={max_abs:.3e}, rel_l2={rel_l2:.3e})")
+        raise AssertionError(
+            f"{label}: " + "; ".join(problems) + f" (max_abs={errors.max_abs:.3e}, rel_l2={errors.rel_l2:.3e}, "
+            f"mismatch={errors.mismatch_fraction:.3e})"
+        )
+    return errors
 
 
 def iter_cases(kind: str | None = None) -> Iterator[RefCase]:
@@ -186,8 +271,17 @@ def iter_cases(kind: str | None = None) -> Iterator[RefCase]:
                 yield RefCase(root=root, spec=spec, set_index=index)
 
 
+def unconsumed_kinds() -> set[str]:
+    """Kinds of the sets' cases that no parity test consumes (not listed in CONSUMERS)."""
+    return {case.kind for case in iter_cases()} - set(CONSUMERS)
+
+
 def case_params(kind: str) -> list[Any]:
     """pytest parameters for every case of `kind`; ids are the case ids (prefixed by the set when several)."""
+    if kind not in CONSUMERS:
+        return [
+            pytest.param(RefvecSetMissing(f"kind {kind!r} is not listed in refvec.CONSUMERS"), id=f"unlisted-{kind}")
+        ]
     try:
         roots = refvec_roots()
         cases = list(iter_cases(kind))

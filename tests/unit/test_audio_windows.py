@@ -1,4 +1,4 @@
-"""Window gathering, segment starts and the padding/frame arithmetic of the audio clock."""
+"""Window gathering and the padding/frame arithmetic of the audio clock."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.audio.timing import (
-    frames_for_segments,
-    generation_duration_s,
-    num_segments_for_frames,
-    pad_to_duration,
-    plan_num_video_frames,
-)
+from pipeline.audio.timing import generation_duration_s, pad_to_duration
 from pipeline.audio.types import AudioFeatures, version_spec
-from pipeline.audio.windows import gather_windows, segment_audio_start, window_indices
+from pipeline.audio.windows import gather_windows, window_indices
+from pipeline.sampling.segments import reference_frames, segment_frames_total, whole_segments_covering
 
 
 def test_window_indices_v10_stride_2_with_clamping_at_the_start() -> None:
@@ -31,14 +26,6 @@ def test_window_indices_are_int64_and_refuse_empty_features() -> None:
     assert window_indices(0, 4, 2, 50).dtype == torch.long
     with pytest.raises(ValueError):
         window_indices(0, 4, 2, 0)
-
-
-def test_segment_starts_move_80_frames_times_stride() -> None:
-    assert [segment_audio_start(i, stride=2) for i in range(3)] == [0, 160, 320]
-    assert [segment_audio_start(i, stride=1) for i in range(3)] == [0, 80, 160]
-    assert segment_audio_start(1, 16, stride=2) == 32
-    with pytest.raises(ValueError):
-        segment_audio_start(-1, stride=1)
 
 
 def test_gather_windows_takes_the_indexed_steps_of_every_stream() -> None:
@@ -67,14 +54,14 @@ def test_version_spellings_and_unknown_versions() -> None:
         version_spec("v2")
 
 
-def test_segment_planning() -> None:
-    assert frames_for_segments(1) == 93 and frames_for_segments(3) == 253
-    assert [num_segments_for_frames(n) for n in (1, 93, 94, 173, 174)] == [1, 1, 2, 2, 3]
-    assert plan_num_video_frames(3.72, 25) == 93  # exactly one segment, despite 3.72·25 = 93.00000000000001
-    assert plan_num_video_frames(3.73, 25) == 173
-    assert plan_num_video_frames(0.01, 16) == 93
+def test_the_reference_pads_the_audio_to_whole_segments() -> None:
+    assert segment_frames_total(1, 93, 13) == 93 and segment_frames_total(3, 93, 13) == 253
+    assert [whole_segments_covering(n, 93, 13) for n in (1, 93, 94, 173, 174)] == [1, 1, 2, 2, 3]
+    assert reference_frames(3.72, 25) == 93  # exactly one segment, despite 3.72·25 = 93.00000000000001
+    assert reference_frames(3.73, 25) == 173  # the features cover whole segments even when the planner drops a tail
+    assert reference_frames(0.01, 16) == 93
     with pytest.raises(ValueError):
-        frames_for_segments(0)
+        segment_frames_total(0, 93, 13)
 
 
 def test_padding_reproduces_the_reference_float_expression() -> None:

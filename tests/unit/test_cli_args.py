@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from support.comfy_server import REPO_ROOT, free_port
+from longcat_avatar.comfy_launcher import free_port
+from support.comfy_server import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples"
 

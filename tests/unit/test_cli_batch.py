@@ -10,8 +10,8 @@ import pytest
 
 from longcat_avatar import batch
 from longcat_avatar.client import AvatarGenerator
+from longcat_avatar.comfy_launcher import free_port
 from longcat_avatar.errors import InvalidParametersError
-from support.comfy_server import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -12,7 +12,7 @@ from pipeline.resolution import bucket_size, resolve_size
 @pytest.mark.parametrize(
     ("ratio", "resolution", "expected"),
     [
-        # Examples of spec §4.2 (image h/w → bucket h × w).
+        # Buckets of the reference's ASPECT_RATIO_627 (480p) / _960 (720p) tables (image h/w → bucket h × w).
         (0.58, "480p", (480, 832)),
         (1.73, "480p", (832, 480)),
         (0.54, "720p", (704, 1312)),

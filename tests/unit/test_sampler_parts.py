@@ -14,19 +14,19 @@ from pipeline.audio.windows import gather_windows
 from pipeline.sampling.guidance import Guidance, predict
 from pipeline.sampling.hooks import Interrupted, SamplerHooks
 from pipeline.sampling.mode import LORA_DISTILLATION, LORA_NONE, LORA_OTHER
-from pipeline.sampling.noise import draw_noise, latent_frames, latent_shape, make_generator
+from pipeline.sampling.noise import draw_noise, latent_shape, make_generator
 from pipeline.sampling.sampler import SamplerSettings, VideoConditioning, decode_segments, generate_video
 from pipeline.sampling.schedules import build_schedule
-from pipeline.sampling.segments import frames_covering, plan_segments
+from pipeline.sampling.segments import frames_covering, latent_frames, plan_segments
 from pipeline.text.encoder import TextEmbedding
 from pipeline.vae.pixels import pixels_to_frames
 
 
-@pytest.mark.parametrize(("frames", "segments"), [(1, 1), (85, 1), (93, 1), (94, 2), (173, 2), (174, 3), (253, 3)])
+@pytest.mark.parametrize(("frames", "segments"), [(1, 1), (85, 1), (93, 1), (96, 2), (173, 2), (176, 3), (253, 3)])
 def test_segment_plan_covers_the_frames(frames: int, segments: int) -> None:
     """93 frames, then 80 new per segment (13 re-used as clean conditioning)."""
     plan = plan_segments(frames)
-    assert plan.num_segments == segments and plan.generated_frames >= frames
+    assert plan.num_segments == segments and plan.generated_frames >= frames == plan.output_frames
     assert plan.generated_frames == 93 + 80 * (segments - 1) and plan.cond_latents == 4
     assert [plan.start_frame(i) for i in range(segments)] == [80 * i for i in range(segments)]
 
@@ -79,7 +79,7 @@ def test_guidance_formula_and_batching() -> None:
     model = Linear()
     g = _guidance(4.0, 2.5)
     out = predict(model, x, t, g, SamplerHooks())
-    assert [c["x"].shape[0] for c in model.calls] == [2, 1] and g.passes_per_step() == 2
+    assert [c["x"].shape[0] for c in model.calls] == [2, 1]  # two DiT passes per guided step
     assert model.calls[0]["text"][0].mean() == -1 and model.calls[0]["text"][1].mean() == 2
     assert torch.equal(model.calls[1]["audio"], torch.zeros_like(g.audio))
     single = Linear()
@@ -90,7 +90,7 @@ def test_guidance_formula_and_batching() -> None:
 
     plain = Linear()
     torch.testing.assert_close(predict(plain, x, t, _guidance(1.0, 1.0), SamplerHooks()), c)
-    assert len(plain.calls) == 1 and _guidance(1.0, 1.0).passes_per_step() == 1
+    assert len(plain.calls) == 1  # one pass without guidance
 
     multi = Linear()
     masks = torch.ones(3, 8, 8)
@@ -197,6 +197,19 @@ def test_generate_video_orchestration(version: str) -> None:
         window = gather_windows(features, 80 * segment * stride, 93, stride)
         torch.testing.assert_close(cache["audio"], window)
         assert cache["ref_img_index"] == 10 and cache["num_cond_latents"] == 5 and cache["num_ref_latents"] == 1
+
+
+def test_a_tail_of_one_frame_is_not_generated() -> None:
+    """3.76 s at 25 fps (94 frames, features padded to two whole segments as the reference does): one segment runs,
+    its 93 frames are the video, and no continuation is denoised or decoded for the 94th."""
+    features = torch.randn(1, 173, 2, 3, generator=torch.Generator().manual_seed(0))
+    audio = AudioFeatures(features, "v1.5", 25, 1, 173 / 25, 1, 3.76)
+    text = TextEmbedding(torch.ones(1, 1, 3, 4), torch.ones(1, 3, dtype=torch.int64))
+    cond = VideoConditioning(text, text, audio, 32, 32, torch.rand(1, 3, 1, 32, 32) * 2 - 1)
+    model, vae = FakeDiT(), FakeVAE()
+    video = generate_video(model, vae, "v1.5", cond, SamplerSettings(steps=2, text_guidance=1.0, audio_guidance=1.0))
+    assert (video.plan.num_segments, video.plan.dropped_frames, video.frames.shape[0]) == (1, 1, 93)
+    assert vae.decodes == 1 and len(model.calls) == 2 and not any("cache" in c for c in model.calls)
 
 
 def test_inputs_that_do_not_fit_together_are_refused() -> None:

@@ -39,7 +39,7 @@ def test_version_table_holds_what_differs() -> None:
     assert (v10.latent_stitching, v15.latent_stitching) == (True, False)
     assert (v10.scheduler_repo, v15.scheduler_repo) == ("LongCat-Video", "LongCat-Video-Avatar-1.5")
     assert v15.distill_lora_path == "LongCat-Video-Avatar-1.5/lora/dmd_lora.safetensors"
-    real = DiTConfig.from_json(REALCKPT / "avatar-1.5" / "base_model" / "config.json")
+    real = DiTConfig.from_dict(json.loads((REALCKPT / "avatar-1.5" / "base_model" / "config.json").read_text()))
     assert (real.audio_block, real.audio_channel) == (v15.audio_blocks, v15.audio_channels) and real.version == "v1.5"
     assert normalize_version("1.5") == normalize_version("avatar-v1.5") == "v1.5" and normalize_version("2") is None
     with pytest.raises(ValueError, match="v1.0, v1.5"):
@@ -84,7 +84,7 @@ def test_v10_on_and_unknown_choices_are_refused_readably() -> None:
 
 def test_real_size_dmd_tensor_set_has_the_reported_size() -> None:
     """From the real config: 48 blocks x 24 tensors, 630,718,464 parameters = the 1.26 GB bf16 file reported."""
-    config = DiTConfig.from_json(REALCKPT / "avatar-1.5" / "base_model" / "config.json")
+    config = DiTConfig.from_dict(json.loads((REALCKPT / "avatar-1.5" / "base_model" / "config.json").read_text()))
     shapes = distillation_tensor_set(LongCatAvatarDiT(config, device="meta"))
     assert len(shapes) == 48 * 24
     qkv = lora_key("blocks.47.attn.qkv")

@@ -1,4 +1,4 @@
-"""Unit tests of the schedules: spec values, the enhance_hf tail, shift resolution, the Euler update."""
+"""Unit tests of the schedules: the reference's values, the enhance_hf tail, shift resolution, the Euler update."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ REALCKPT = Path(__file__).resolve().parents[3] / "shared" / "realckpt"
 
 
 def test_v15_distill_sigmas_match_the_spec_with_shift_7() -> None:
-    """Spec §4.6: the 8 DMD sigmas and their shift-7 values."""
+    """get_timesteps_sigmas(8, use_distill=True) of the reference: the 8 DMD sigmas and their shift-7 values."""
     sigmas = base_sigmas("v1.5", 8, distilled=True)
     expected = [1.0, 0.87487, 0.74975, 0.62462, 0.49950, 0.37437, 0.24925, 0.12412]
     torch.testing.assert_close(sigmas, torch.tensor(expected), atol=1e-5, rtol=0)

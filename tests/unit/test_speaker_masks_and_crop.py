@@ -1,4 +1,4 @@
-"""Speaker masks (boxes, ComfyUI MASKs, default halves of spec §3.4) and the resize-and-centre-crop helpers."""
+"""Speaker masks (boxes, ComfyUI MASKs, the multi-speaker demo's default halves) and the resize-and-centre-crop helpers."""
 
 from __future__ import annotations
 

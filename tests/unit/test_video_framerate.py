@@ -72,6 +72,9 @@ def test_output_ends_with_the_audio_it_was_made_for() -> None:
     assert fit_to_audio_count(89, 16, 25, 5.5168) == 138  # ... but the video ends with the audio: round(137.9)
     assert fit_to_audio_count(89, 16, 25, None) == 139
     assert fit_to_audio_count(89, 16, 25, 3.0) == 139  # unrelated audio (2.5 s shorter): the frames keep their length
+    # A tail of one or two frames planned away (3.76 s at 25 fps, 93 frames): the video keeps its length, even within
+    # one frame of the audio; Video Combine then cuts the audio to it.
+    assert fit_to_audio_count(93, 25, 25, 3.76) == 93 and fit_to_audio_count(93, 25, 30, 3.76) == 112
     converted = convert_frame_rate(_indexed_frames(89), 16, 25, "nearest", count=138)
     assert converted.shape[0] == 138 and converted[-1, 0, 0, 0] == 88  # the last output frame shows frame 88
     assert torch.equal(

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-V15 = "longcat/LongCat-Video-Avatar-1.5"
-V10 = "longcat/LongCat-Video-Avatar"
-BASE = "longcat/LongCat-Video"
+from pipeline import model_catalogue as catalogue  # the repository root is on sys.path (export.py puts it there)
+
 PORTRAIT = "longcat_avatar_portrait.png"  # put your portrait in ComfyUI's input/ folder (or pick it in Load Image)
 SPEECH = "longcat_avatar_speech.wav"
 SPEECH_2 = "longcat_avatar_speech_2.wav"
@@ -38,9 +37,9 @@ def loaders(model: str, audio_encoder: str, lora: str, speakers: str = "auto") -
             merge_lora=False,
             quantize_int8=False,
         ),
-        "2": node("LongCatAvatarVAELoader", "VAE (Wan 2.1)", vae=f"{BASE}/vae", dtype="auto"),
+        "2": node("LongCatAvatarVAELoader", "VAE (Wan 2.1)", vae=catalogue.WAN_VAE.choice, dtype="auto"),
         "3": node(
-            "LongCatAvatarTextEncoderLoader", "Text Encoder (umT5)", text_encoder=f"{BASE}/text_encoder", dtype="auto"
+            "LongCatAvatarTextEncoderLoader", "Text Encoder (umT5)", text_encoder=catalogue.UMT5.choice, dtype="auto"
         ),
         "4": node("LongCatAvatarAudioEncoderLoader", "Audio Encoder", audio_encoder=audio_encoder, dtype="fp32"),
     }
@@ -132,9 +131,9 @@ def _prompts() -> dict[str, str]:
 def v15_single_distilled() -> Graph:
     """v1.5, one speaker, int8 DiT + DMD LoRA: 8 steps without guidance (the reference's recommended setup)."""
     return talking_head(
-        model=f"{V15}/base_model_int8",
-        audio_encoder=f"{V15}/whisper-large-v3",
-        lora=f"{V15}/lora/dmd_lora.safetensors",
+        model=catalogue.DIT_V15_INT8.choice,
+        audio_encoder=catalogue.WHISPER.choice,
+        lora=catalogue.LORA_V15_DMD.choice,
         speech=SPEECH,
         steps=8,
         text_guidance=1.0,
@@ -147,8 +146,8 @@ def v15_single_distilled() -> Graph:
 def v10_single_full_guidance() -> Graph:
     """v1.0, one speaker, full sampling with text and audio guidance (16 fps made, 25 fps written)."""
     return talking_head(
-        model=f"{V10}/avatar_single",
-        audio_encoder=f"{V10}/chinese-wav2vec2-base",
+        model=catalogue.DIT_V10_SINGLE.choice,
+        audio_encoder=catalogue.WAV2VEC2.choice,
         lora="none",
         speech=SPEECH,
         steps=25,
@@ -162,9 +161,9 @@ def v10_single_full_guidance() -> Graph:
 def v15_two_speakers() -> Graph:
     """v1.5, two speakers talking at the same time (para), speaker 1 on the left half, speaker 2 on the right."""
     return talking_head(
-        model=f"{V15}/base_model_int8",
-        audio_encoder=f"{V15}/whisper-large-v3",
-        lora=f"{V15}/lora/dmd_lora.safetensors",
+        model=catalogue.DIT_V15_INT8.choice,
+        audio_encoder=catalogue.WHISPER.choice,
+        lora=catalogue.LORA_V15_DMD.choice,
         speech=SPEECH,
         speech_2=SPEECH_2,
         steps=8,
@@ -178,9 +177,9 @@ def v15_two_speakers() -> Graph:
 def v15_long_audio() -> Graph:
     """v1.5 over a long speech: several 93-frame segments chained automatically, decoded tile by tile."""
     return talking_head(
-        model=f"{V15}/base_model_int8",
-        audio_encoder=f"{V15}/whisper-large-v3",
-        lora=f"{V15}/lora/dmd_lora.safetensors",
+        model=catalogue.DIT_V15_INT8.choice,
+        audio_encoder=catalogue.WHISPER.choice,
+        lora=catalogue.LORA_V15_DMD.choice,
         speech=LONG_SPEECH,
         steps=8,
         text_guidance=1.0,

@@ -1,4 +1,7 @@
-"""Headless Debian Chromium driven by Python playwright (never `playwright install`)."""
+"""Headless Chromium driven by Python playwright (the system's chromium, never `playwright install`).
+
+The workflow tools serialise graphs through the real ComfyUI frontend with it; the browser tests open pages with it.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +23,10 @@ CHROMIUM_FLAGS = [
 
 
 def chromium_path() -> str:
-    """Debian's chromium binary (installed by .ci/env.sh)."""
+    """The system's chromium program."""
     path = shutil.which("chromium")
     if path is None:
-        raise RuntimeError("chromium is not installed: run `bash .ci/run` (it installs Debian's chromium)")
+        raise RuntimeError("chromium is not installed: install it (e.g. `apt-get install chromium`; CI does it)")
     return path
 
 
