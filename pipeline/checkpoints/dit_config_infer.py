@@ -6,7 +6,7 @@ import math
 
 from ..dit.config import AUDIO_BLOCKS_V10, AUDIO_BLOCKS_V15, DiTConfig
 from .errors import CheckpointError
-from .safetensors_files import WeightSource
+from .weight_files import WeightSource
 
 # Real audio feature geometry per version: 12 wav2vec2-base layers x 768, 5 Whisper-large-v3 groups x 1280.
 REAL_AUDIO_GEOMETRY = {
