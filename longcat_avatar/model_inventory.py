@@ -6,16 +6,17 @@ recognised by their tensor names (read from the safetensors header, no weights l
 
 from __future__ import annotations
 
-import json
 import os
-import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .tiny_models import PACK_ROOT
 
 HUB = "https://huggingface.co/meituan-longcat/"
 REPACKAGED = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged"
 V15, V10, BASE = "LongCat-Video-Avatar-1.5", "LongCat-Video-Avatar", "LongCat-Video"
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors headers are a few MB at most; larger means a corrupt file
 GB = 1e9
 
 
@@ -167,17 +168,23 @@ class ComponentReport:
         return bool(self.found)
 
 
+def _headers() -> Any:
+    """The pack's torch-free header reader (`pipeline.checkpoints.weight_headers`), importable from anywhere."""
+    if str(PACK_ROOT) not in sys.path:
+        sys.path.insert(0, str(PACK_ROOT))
+    from pipeline.checkpoints import weight_headers
+
+    return weight_headers
+
+
 def safetensors_keys(path: Path) -> dict[str, list[int]]:
-    """Tensor name -> shape from a .safetensors header ({} when the file is not a safetensors file)."""
+    """Tensor name -> shape from a weight file's header ({} when it is not a safetensors or GGUF file)."""
+    headers = _headers()
     try:
-        with path.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if not 0 < length < MAX_HEADER_BYTES:
-                return {}
-            header = json.loads(handle.read(length))
-    except (OSError, ValueError, struct.error):
+        tensors, _ = headers.read_header(path)
+    except ValueError:  # CheckpointError: not a weight file, or a corrupt header
         return {}
-    return {k: v.get("shape", []) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+    return {name: list(info.shape) for name, info in tensors.items()}
 
 
 def classify(keys: dict[str, list[int]]) -> str | None:
