@@ -1,7 +1,7 @@
 """The one reader of weight files: a safetensors file, a folder, a sharded `*.index.json`, or a GGUF file.
 
 Headers come from `weight_headers` (no data read); tensors are read file by file. A GGUF tensor of a quantised type
-is returned as its raw uint8 blocks (`gguf_weights.stored_shape`), float GGUF tensors as torch tensors.
+is returned as its raw uint8 blocks in the file's rows, float GGUF tensors as torch tensors.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 
 from .errors import CheckpointError, summarize_keys
-from .gguf_weights import FLOAT_TYPES, dequantize, stored_shape
+from .gguf_weights import FLOAT_TYPES, dequantize
 from .weight_headers import TensorInfo, index_weight_map, is_gguf, is_safetensors, read_header
 
 # Key prefixes of repackaged single files (ComfyUI saves diffusion models under `model.diffusion_model.`, other
@@ -136,7 +136,7 @@ def _gguf_tensors(file: Path, wanted: dict[str, TensorInfo]) -> dict[str, torch.
         if info.dtype in FLOAT_TYPES:
             out[tensor.name] = dequantize(raw, info.dtype, info.shape, FLOAT_TYPES[info.dtype])
         else:
-            out[tensor.name] = raw.view(torch.uint8).reshape(stored_shape(info.dtype, info.shape))
+            out[tensor.name] = raw.view(torch.uint8)  # blocks in the file's rows ([out, row bytes] for a Linear)
     return out
 
 
