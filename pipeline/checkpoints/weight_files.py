@@ -15,12 +15,15 @@ import torch
 from safetensors import safe_open
 
 from .errors import CheckpointError, summarize_keys
+from .fp8 import MARKER as FP8_MARKER
 from .gguf_weights import FLOAT_TYPES, dequantize
 from .weight_headers import TensorInfo, index_weight_map, is_gguf, is_safetensors, read_header
 
 # Key prefixes of repackaged single files (ComfyUI saves diffusion models under `model.diffusion_model.`, other
 # tools under `model.` or `diffusion_model.`); tried longest first.
 KEY_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "model.", "")
+# File-level markers that such files keep outside the prefix (ComfyUI's scaled-fp8 marker).
+UNPREFIXED = (FP8_MARKER,)
 
 
 @dataclass
@@ -87,10 +90,10 @@ def _strip_prefix(tensors: dict[str, TensorInfo], anchor: str, where: Path) -> t
         return tensors, ""
     if not prefix:
         return tensors, ""
-    stray = [name for name in tensors if not name.startswith(prefix)]
+    stray = [name for name in tensors if not name.startswith(prefix) and name not in UNPREFIXED]
     if stray:
         raise CheckpointError(f"{where}: keys are prefixed {prefix!r} except {summarize_keys(stray)}")
-    return {name[len(prefix) :]: info for name, info in tensors.items()}, prefix
+    return {name.removeprefix(prefix): info for name, info in tensors.items()}, prefix
 
 
 def open_weights(path: str | Path, anchors: tuple[str, ...] = ()) -> WeightSource:
