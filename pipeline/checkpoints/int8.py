@@ -17,7 +17,6 @@ MIN_SCALE = 1e-8
 # Linears the official quantiser leaves dense (output projection, precision-sensitive).
 DEFAULT_SKIP = ("final_layer.linear",)
 INT8_SUFFIX = ".weight_int8"
-SCALE_SUFFIX = ".weight_scale"
 
 
 class Int8Linear(QuantizedLinear):
@@ -89,8 +88,3 @@ def quantize_model(
                 if param.is_floating_point() and id(param) not in stored:
                     param.copy_(param.to(torch.bfloat16))
     return names
-
-
-def int8_layer_names(keys: Iterable[str]) -> list[str]:
-    """Module names that a checkpoint stores in int8 (those with a `.weight_int8` tensor)."""
-    return sorted(k[: -len(INT8_SUFFIX)] for k in keys if k.endswith(INT8_SUFFIX))
