@@ -222,3 +222,28 @@ def test_unpatch_restores_resident_dense_lora_weights(ops: type, tmp_path: Path)
         assert rel_l2(model(x), engine) <= 1e-5
     patcher.unpatch_model(CPU)
     assert torch.equal(model.head.weight, head)
+
+
+def test_cast_protocol_and_lowvram_on_fp8_umt5(ops: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scaled-fp8 umT5 built with the ComfyUI namespace: its fp8 Linears carry the cast protocol, and offloaded
+    they cast exactly their fp8 weights and scales to the input's device and encode as without ComfyUI."""
+    from support.tiny_models import build_tiny_umt5, write_comfy_umt5_file
+
+    text, encode = pack("pipeline.text.umt5_loader"), pack("pipeline.text.encoder").encode_prompts
+    scaled = write_comfy_umt5_file(build_tiny_umt5(tmp_path / "umt5"), tmp_path / "fp8.safetensors", fp8_scaled=True)
+    reference = encode(text.load_text_encoder(scaled, dtype=torch.float32), ["A person talks."])[0]
+    encoder = text.load_text_encoder(scaled, dtype=torch.float32, operations=ops)
+    fp8 = [m for m in encoder.model.modules() if isinstance(m, pack("pipeline.checkpoints.fp8").Fp8Linear)]
+    assert fp8 and all(hasattr(m, "comfy_cast_weights") for m in fp8)
+    holder = nn.Module()  # ModelPatcher sets `.device`, a read-only property of transformers models
+    holder.encoder = encoder.model
+    patcher = comfy().model_patcher.ModelPatcher(holder, CPU, CPU)
+    patcher.load(CPU, lowvram_model_memory=1)  # nothing fits: every cast-capable layer is offloaded
+    assert all(hasattr(m, "prev_comfy_cast_weights") for m in fp8)
+    mm, cast = comfy().model_management, []
+    real = mm.cast_to
+    monkeypatch.setattr(mm, "cast_to", lambda t, *a, **k: cast.append(t) or real(t, *a, **k))
+    ours = encode(encoder, ["A person talks."])[0]
+    assert {id(t) for m in fp8 for t in m.stored().values()} <= {id(t) for t in cast}
+    assert rel_l2(ours.embeds, reference.embeds) <= 1e-6
+    patcher.unpatch_model(CPU)
