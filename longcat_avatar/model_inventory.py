@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .shared import model_catalogue as catalogue
-from .shared import safetensors_header
+from .shared import weight_headers
 
 GB = 1e9
 Option = catalogue.Official | catalogue.SingleFile
@@ -41,9 +41,12 @@ class ComponentReport:
 
 
 def safetensors_keys(path: Path) -> dict[str, list[int]]:
-    """Tensor name -> shape from a .safetensors header ({} when the file is not a safetensors file)."""
-    header = safetensors_header.read_header(path) or {}
-    return {k: v.get("shape", []) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+    """Tensor name -> shape from a weight file's header ({} when it is not a safetensors or GGUF file)."""
+    try:
+        tensors, _ = weight_headers.read_header(path)
+    except ValueError:  # CheckpointError: not a weight file, or a corrupt header
+        return {}
+    return {name: list(info.shape) for name, info in tensors.items()}
 
 
 def classify(keys: dict[str, list[int]]) -> str | None:

@@ -14,9 +14,7 @@ from comfy_api.latest import io
 
 from ..pipeline import model_catalogue as catalogue
 from ..pipeline.audio.encoders import load_audio_encoder
-from ..pipeline.checkpoints.dit_loader import LoadedDiT, load_dit
-from ..pipeline.checkpoints.int8 import quantize_model
-from ..pipeline.checkpoints.lora import apply_lora
+from ..pipeline.checkpoints.dit_loader import load_dit
 from ..pipeline.text.encoder import CachedTextEncoder
 from ..pipeline.vae.loader import load_wan_vae
 from ..pipeline.vae.wan_vae import WanVAE
@@ -51,16 +49,6 @@ def wrong_file(kind: catalogue.LoaderFiles, choice: str, error: Exception) -> Va
     )
 
 
-def quantize_int8_in_place(loaded: LoadedDiT, lora_path: Path | None, lora_strength: float) -> None:
-    """Int8 weight-only quantisation of a loaded dense DiT (no-op for int8 checkpoints), then the LoRA if any."""
-    if loaded.format != "int8":
-        names = quantize_model(loaded.model)
-        loaded.format = f"{loaded.format}, quantised to int8 on load"
-        log.info("LongCat Avatar: quantised %d Linear layers to int8", len(names))
-    if lora_path is not None:
-        loaded.lora = apply_lora(loaded.model, lora_path, lora_strength, merge=False)
-
-
 def lora_inputs() -> list[io.Input]:
     """Optional LoRA (strength, merged or on the fly) and int8 quantisation on load."""
     return [
@@ -84,7 +72,8 @@ def lora_inputs() -> list[io.Input]:
             "merge_lora",
             default=False,
             tooltip="Merge the LoRA into the weights (faster sampling, equal up to rounding) instead of "
-            "applying it on the fly. int8 layers always apply it on the fly.",
+            "applying it on the fly. Not possible on quantised (int8, fp8, GGUF) files; with 'quantize_int8' the "
+            "LoRA is merged before quantising.",
         ),
         io.Boolean.Input(
             "quantize_int8",
@@ -166,19 +155,16 @@ class AvatarModelLoader(io.ComfyNode):
         if multi is None and path.name == "avatar_multi":  # the official v1.0 multi-speaker folder
             multi = True
         try:
-            if quantize_int8:  # quantise the plain weights, then put the LoRA on the int8 layers (on the fly)
-                loaded = load_dit(path, dtype=compute_dtype, device=device, multi_speaker=multi)
-                quantize_int8_in_place(loaded, lora_path, lora_strength)
-            else:
-                loaded = load_dit(
-                    path,
-                    dtype=compute_dtype,
-                    device=device,
-                    lora_path=lora_path,
-                    lora_strength=lora_strength,
-                    merge_lora=merge_lora,
-                    multi_speaker=multi,
-                )
+            loaded = load_dit(
+                path,
+                dtype=compute_dtype,
+                device=device,
+                lora_path=lora_path,
+                lora_strength=lora_strength,
+                merge_lora=merge_lora,
+                quantize_int8=quantize_int8,
+                multi_speaker=multi,
+            )
         except ValueError as error:
             if lora_path is not None and str(lora_path) in str(error):
                 raise wrong_file(catalogue.LORA, lora, error) from error

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
+from ..checkpoints.errors import CheckpointError
+from ..checkpoints.weight_files import WeightSource, open_weights, read_weights
+from ..checkpoints.weight_headers import index_weight_map
 from .errors import AudioEncoderError
 
 WAV2VEC2 = "wav2vec2"
@@ -47,19 +48,6 @@ def find_weight_file(path: Path) -> Path:
     )
 
 
-def _shards(index_file: Path) -> dict[str, Path]:
-    """tensor name -> shard file of a transformers `*.index*.json`."""
-    try:
-        weight_map = json.loads(index_file.read_text())["weight_map"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise AudioEncoderError(f"unreadable weight index {index_file}: {exc}") from exc
-    shards = {name: index_file.parent / shard for name, shard in weight_map.items()}
-    missing = sorted({str(p) for p in shards.values() if not p.is_file()})
-    if missing:
-        raise AudioEncoderError(f"{index_file.name} lists shard files that are missing: {missing[:3]}")
-    return shards
-
-
 def _load_pickle(file: Path) -> dict[str, torch.Tensor]:
     """A torch-pickled state dict (`pytorch_model.bin`), loaded with weights_only so no code runs."""
     try:
@@ -73,46 +61,51 @@ def _load_pickle(file: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
 
 
+def _open(file: Path) -> WeightSource:
+    """The tensors of a safetensors file or shard index, via the pack's weight reader."""
+    if not (file.name.endswith(".json") or file.suffix == ".safetensors"):
+        raise AudioEncoderError(f"unsupported audio-encoder file type: {file.name} (use .safetensors or .bin)")
+    try:
+        return open_weights(file)
+    except CheckpointError as exc:
+        raise AudioEncoderError(f"cannot read {file} as safetensors weights: {exc}") from exc
+
+
 def tensor_names(file: Path) -> list[str]:
-    """Names of all tensors in a weight file or index (pickles are loaded in full to list them)."""
-    if file.name.endswith(".json"):
-        return list(_shards(file))
-    if file.suffix == ".safetensors":
-        try:
-            with safe_open(str(file), framework="pt") as handle:
-                return list(handle.keys())
-        except Exception as exc:  # safetensors raises its own error type for bad headers
-            raise AudioEncoderError(f"cannot read {file} as safetensors: {exc}") from exc
-    raise AudioEncoderError(f"unsupported audio-encoder file type: {file.name} (use .safetensors or .bin)")
+    """Names of all tensors in a safetensors weight file or index (headers only)."""
+    return list(_open(file).tensors)
 
 
 def read_tensors(file: Path, wanted: Callable[[str], bool]) -> dict[str, torch.Tensor]:
-    """Tensors of a weight file or index whose names pass `wanted` (only those are read from safetensors)."""
-    by_file: dict[Path, list[str]] = {}
-    if file.name.endswith(".json"):
-        for name, shard in _shards(file).items():
-            if wanted(name):
-                by_file.setdefault(shard, []).append(name)
-    else:
-        by_file[file] = [n for n in tensor_names(file) if wanted(n)]
+    """Tensors of a safetensors file or index whose names pass `wanted` (only those are read)."""
+    _open(file)
+    try:
+        return read_weights(file, wanted)
+    except CheckpointError as exc:
+        raise AudioEncoderError(f"cannot read {file}: {exc}") from exc
+
+
+def _pickle_index(file: Path) -> dict[str, torch.Tensor] | None:
+    """Every tensor of a `pytorch_model.bin.index*.json` (pickled shards), or None for other files."""
+    weight_map = index_weight_map(file) if ".bin.index" in file.name else None
+    if weight_map is None:
+        return None
+    shards = sorted({file.parent / name for name in weight_map.values()})
+    missing = [p.name for p in shards if not p.is_file()]
+    if missing:
+        raise AudioEncoderError(f"{file.name} lists shard files that are missing: {missing[:3]}")
     out: dict[str, torch.Tensor] = {}
-    for shard, names in by_file.items():
-        if shard.suffix in PICKLE_SUFFIXES:
-            loaded = _load_pickle(shard)
-            out.update({name: loaded[name] for name in names})
-            continue
-        with safe_open(str(shard), framework="pt") as handle:
-            for name in names:
-                out[name] = handle.get_tensor(name)
+    for shard in shards:
+        out.update(_load_pickle(shard))
     return out
 
 
 def load_encoder_state(file: Path) -> tuple[str, dict[str, torch.Tensor]]:
     """(kind, module-relative state dict) of the audio encoder in `file`; the Whisper decoder is never read."""
-    if file.suffix in PICKLE_SUFFIXES:
-        everything = _load_pickle(file)
-        kind = detect_encoder_kind(everything)
-        raw = everything
+    pickled = _load_pickle(file) if file.suffix in PICKLE_SUFFIXES else _pickle_index(file)
+    if pickled is not None:
+        kind = detect_encoder_kind(pickled)
+        raw = pickled
     else:
         kind = detect_encoder_kind(tensor_names(file))
         raw = read_tensors(file, lambda name: strip_prefix(name, kind) is not None)

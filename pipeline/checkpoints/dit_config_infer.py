@@ -7,7 +7,7 @@ import math
 from ..dit.config import AUDIO_BLOCKS_V10, AUDIO_BLOCKS_V15, DiTConfig
 from ..versions import VERSIONS
 from .errors import CheckpointError
-from .safetensors_files import WeightSource
+from .weight_files import WeightSource
 
 # Real audio feature geometry per version: 12 wav2vec2-base layers x 768, 5 Whisper-large-v3 groups x 1280.
 REAL_AUDIO_GEOMETRY = {s.audio_blocks * s.audio_channels: (s.audio_blocks, s.audio_channels) for s in VERSIONS.values()}

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .quantized import QuantizedLinear, frozen, quantized_layers, set_submodule
 
 # int8 symmetric range: scale = max|W| / 127 per output row.
 INT8_MAX = 127.0
@@ -16,35 +17,24 @@ MIN_SCALE = 1e-8
 # Linears the official quantiser leaves dense (output projection, precision-sensitive).
 DEFAULT_SKIP = ("final_layer.linear",)
 INT8_SUFFIX = ".weight_int8"
-SCALE_SUFFIX = ".weight_scale"
 
 
-class Int8Linear(nn.Module):
-    """Linear holding int8 weights and per-row scales, dequantised to the activation dtype at every call."""
+class Int8Linear(QuantizedLinear):
+    """Linear holding int8 weights and per-row fp32 scales (frozen parameters), dequantised at every call."""
+
+    stored_names = ("weight_int8", "weight_scale")
+    format_name = "int8"
 
     def __init__(
         self, in_features: int, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None
     ) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
-        self.register_buffer("weight_int8", torch.zeros(out_features, in_features, dtype=torch.int8, device=device))
-        self.register_buffer("weight_scale", torch.zeros(out_features, dtype=torch.float32, device=device))
-        bias_tensor = torch.zeros(out_features, dtype=dtype or torch.bfloat16, device=device) if bias else None
-        self.register_buffer("bias", bias_tensor)
+        super().__init__(in_features, out_features, bias, device, dtype)
+        self.weight_int8 = frozen(torch.zeros(out_features, in_features, dtype=torch.int8, device=device))
+        self.weight_scale = frozen(torch.zeros(out_features, dtype=torch.float32, device=device))
 
-    def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
+    def dequantize_from(self, stored: dict[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
         """W = q.to(dtype) * scale.to(dtype)[:, None] (the reference's per-call dequantisation)."""
-        return self.weight_int8.to(dtype) * self.weight_scale.to(dtype)[:, None]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """F.linear with the weight dequantised to x's dtype (float32 inside the fp32 islands)."""
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        return F.linear(x, self.dequantized_weight(x.dtype).to(x.device), bias)
-
-    def extra_repr(self) -> str:
-        """Geometry shown in the module repr."""
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return stored["weight_int8"].to(dtype) * stored["weight_scale"].to(dtype)[:, None]
 
 
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,17 +45,14 @@ def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scale
 
 
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
-
-
-def swap_to_int8(model: nn.Module, names: Iterable[str], device: Any = "meta", dtype: Any = None) -> None:
-    """Replace the Linear modules `names` by empty Int8Linear of the same geometry (for loading int8 weights)."""
+def swap_to_int8(
+    model: nn.Module, names: Iterable[str], device: Any = "meta", dtype: Any = None, layer_cls: type = Int8Linear
+) -> None:
+    """Replace the Linear modules `names` by empty int8 layers (`layer_cls`, an Int8Linear) of the same geometry."""
     for name in names:
         linear = model.get_submodule(name)
-        layer = Int8Linear(linear.in_features, linear.out_features, linear.bias is not None, device, dtype)
-        _set_submodule(model, name, layer)
+        layer = layer_cls(linear.in_features, linear.out_features, linear.bias is not None, device=device, dtype=dtype)
+        set_submodule(model, name, layer)
 
 
 def int8_targets(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP) -> list[str]:
@@ -73,7 +60,9 @@ def int8_targets(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP) -> list
     return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not any(p in n for p in skip)]
 
 
-def quantize_model(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP, bf16_dense: bool = False) -> list[str]:
+def quantize_model(
+    model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP, bf16_dense: bool = False, layer_cls: type = Int8Linear
+) -> list[str]:
     """Quantise every nn.Linear in place (except names containing a `skip` pattern); returns the quantised names.
 
     Biases are rounded to bf16 like the official quantiser stores them, then kept in the layer's dtype. With
@@ -84,21 +73,18 @@ def quantize_model(model: nn.Module, skip: tuple[str, ...] = DEFAULT_SKIP, bf16_
     for name in names:
         linear = model.get_submodule(name)
         weight = linear.weight.detach()
-        layer = Int8Linear(
-            linear.in_features, linear.out_features, linear.bias is not None, weight.device, weight.dtype
+        layer = layer_cls(
+            linear.in_features, linear.out_features, linear.bias is not None, device=weight.device, dtype=weight.dtype
         )
-        layer.weight_int8, layer.weight_scale = quantize_weight(weight)
+        q, scale = quantize_weight(weight)
+        layer.weight_int8, layer.weight_scale = frozen(q), frozen(scale)
         if linear.bias is not None:
-            layer.bias = linear.bias.detach().to(torch.bfloat16).to(weight.dtype)
-        _set_submodule(model, name, layer)
+            layer.bias = frozen(linear.bias.detach().to(torch.bfloat16).to(weight.dtype))
+        set_submodule(model, name, layer)
     if bf16_dense:
+        stored = {id(p) for layer in quantized_layers(model).values() for p in layer.parameters()}
         with torch.no_grad():
             for param in model.parameters():
-                if param.is_floating_point():
+                if param.is_floating_point() and id(param) not in stored:
                     param.copy_(param.to(torch.bfloat16))
     return names
-
-
-def int8_layer_names(keys: Iterable[str]) -> list[str]:
-    """Module names that a checkpoint stores in int8 (those with a `.weight_int8` tensor)."""
-    return sorted(k[: -len(INT8_SUFFIX)] for k in keys if k.endswith(INT8_SUFFIX))

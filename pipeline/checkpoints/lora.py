@@ -1,4 +1,4 @@
-"""Official LongCat LoRA files (`lora___lorahyphen___...`), applied on the fly (forward hook) or merged, and the
+"""Official LongCat LoRA files (`lora___lorahyphen___...`), applied on the fly (weight patches) or merged, and the
 recognition of the v1.5 DMD distillation LoRA (which decides the sampler's distilled auto mode)."""
 
 from __future__ import annotations
@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from safetensors import safe_open
 from torch import nn
 
 from ..sampling.mode import LORA_DISTILLATION, LORA_OTHER
 from ..versions import VERSIONS
 from .errors import CheckpointError, summarize_keys
-from .int8 import Int8Linear
+from .quantized import QuantizedLinear
+from .weight_files import open_weights, read_weights
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,6 @@ class LoRAInfo:
     strength: float
     merged: bool
     modules: list[str] = field(default_factory=list)
-    on_the_fly: list[str] = field(default_factory=list)  # int8 layers cannot be merged; they use the hook
     skipped: list[str] = field(default_factory=list)
     rank: int = 0
     alpha_scales: list[float] = field(default_factory=list)
@@ -104,9 +102,8 @@ def distillation_tensor_set(model: nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def lora_tensor_set(path: str | Path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes of a safetensors file, read from its header (no weights loaded)."""
-    with safe_open(str(path), framework="pt") as handle:
-        return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 - safe_open is not a dict
+    """Tensor names and shapes of a LoRA file, read from its header (no weights loaded)."""
+    return {key: tuple(info.shape) for key, info in open_weights(path).tensors.items()}
 
 
 def is_distillation_lora(model: nn.Module, path: str | Path) -> bool:
@@ -141,56 +138,60 @@ def _group_keys(keys: list[str], path: Path) -> dict[str, dict[str, str]]:
 def read_lora(path: str | Path) -> list[LoRAEntry]:
     """Decode the LoRA file into entries; a module without down, up or alpha_scale is an error."""
     path = Path(path)
-    try:
-        handle_ctx = safe_open(str(path), framework="pt")
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read as safetensors ({exc})") from exc
+    groups = _group_keys(list(open_weights(path).tensors), path)  # names first: a wrong file is refused unread
+    tensors = read_weights(path)
     entries = []
-    with handle_ctx as handle:
-        for name, parts in sorted(_group_keys(list(handle.keys()), path).items()):
-            ups = [handle.get_tensor(parts[k]) for k in sorted(k for k in parts if k.startswith("up"))]
-            if UP in parts:
-                ups = [handle.get_tensor(parts[UP])]
-            if DOWN not in parts or not ups or ALPHA not in parts:
-                missing = [s for s in (DOWN, UP, ALPHA) if s not in parts and not (s == UP and ups)]
-                raise CheckpointError(f"{path}: LoRA module {name} lacks {', '.join(missing)}")
-            entry = LoRAEntry(
-                module_name(name), handle.get_tensor(parts[DOWN]), ups, float(handle.get_tensor(parts[ALPHA]))
+    for name, parts in sorted(groups.items()):
+        ups = [tensors[parts[k]] for k in sorted(k for k in parts if k.startswith("up"))]
+        if UP in parts:
+            ups = [tensors[parts[UP]]]
+        if DOWN not in parts or not ups or ALPHA not in parts:
+            missing = [s for s in (DOWN, UP, ALPHA) if s not in parts and not (s == UP and ups)]
+            raise CheckpointError(f"{path}: LoRA module {name} lacks {', '.join(missing)}")
+        entry = LoRAEntry(module_name(name), tensors[parts[DOWN]], ups, float(tensors[parts[ALPHA]]))
+        if entry.down.shape[0] != entry.rank * len(ups):
+            raise CheckpointError(
+                f"{path}: {name} down has {entry.down.shape[0]} rows for {len(ups)} x rank {entry.rank}"
             )
-            if entry.down.shape[0] != entry.rank * len(ups):
-                raise CheckpointError(
-                    f"{path}: {name} down has {entry.down.shape[0]} rows for {len(ups)} x rank {entry.rank}"
-                )
-            entries.append(entry)
+        entries.append(entry)
     return entries
 
 
-class LoRAAdapter(nn.Module):
-    """Adds strength * alpha_scale * up(down(x)) to a layer's output; weights are non-persistent buffers."""
+class LoRAPatch:
+    """A weight patch (an entry of a layer's `weight_function`): W + strength * delta, in float32, back in W's dtype.
+
+    The same arithmetic as merging, applied to whatever weight the layer uses at call time (dense, or dequantised
+    from int8 / fp8 / GGUF); the LoRA tensors are kept in the model's dtype.
+    """
 
     def __init__(self, entry: LoRAEntry, strength: float, dtype: torch.dtype, device: torch.device) -> None:
-        super().__init__()
-        self.scale = strength * entry.alpha_scale
-        self.parts = len(entry.ups)
-        self.register_buffer("down", entry.down.to(device=device, dtype=dtype), persistent=False)
-        for index, up in enumerate(entry.ups):
-            self.register_buffer(f"up{index}", up.to(device=device, dtype=dtype), persistent=False)
-        self.handle: torch.utils.hooks.RemovableHandle | None = None
+        self.module = entry.module
+        self.strength = strength
+        self.alpha_scale = entry.alpha_scale
+        self.down = entry.down.to(device=device, dtype=dtype)
+        self.ups = [up.to(device=device, dtype=dtype) for up in entry.ups]
 
-    def delta(self, x: torch.Tensor) -> torch.Tensor:
-        """The LoRA branch for input x, computed in x's dtype."""
-        hidden = F.linear(x, self.down.to(x.dtype)).chunk(self.parts, dim=-1)
-        outs = [F.linear(h, getattr(self, f"up{i}").to(x.dtype)) for i, h in enumerate(hidden)]
-        return torch.cat(outs, dim=-1) * self.scale
+    def entry(self) -> LoRAEntry:
+        """The LoRA entry this patch applies (tensors in the model's dtype)."""
+        return LoRAEntry(self.module, self.down, self.ups, self.alpha_scale)
 
-    def hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-        """Forward hook on the target layer."""
-        return output + self.delta(args[0]).to(output.dtype)
+    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
+        """The patched weight."""
+        delta = self.entry().delta_weight().to(weight.device)
+        return (weight.float() + self.strength * delta).to(weight.dtype)
+
+    def move_to(self, device: torch.device) -> int:
+        """Move the LoRA tensors (ComfyUI's weight-function protocol); returns the bytes now on `device`."""
+        self.down = self.down.to(device)
+        self.ups = [up.to(device) for up in self.ups]
+        return sum(t.numel() * t.element_size() for t in (self.down, *self.ups))
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype LoRA weights are kept in: that of the model's first floating parameter (as the reference)."""
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    """The dtype LoRA weights are kept in: the model's first floating parameter of a compute dtype (as the reference;
+    fp8 storage is not one)."""
+    compute = (torch.float32, torch.float16, torch.bfloat16)
+    return next((p.dtype for p in model.parameters() if p.dtype in compute), torch.float32)
 
 
 def _check_shape(entry: LoRAEntry, layer: nn.Module, path: str | Path) -> None:
@@ -202,35 +203,67 @@ def _check_shape(entry: LoRAEntry, layer: nn.Module, path: str | Path) -> None:
         )
 
 
-def apply_lora(model: nn.Module, path: str | Path, strength: float = 1.0, merge: bool = False) -> LoRAInfo:
-    """Apply a LoRA file to `model`: merged into dense weights, or as forward hooks (always for int8 layers)."""
-    info = LoRAInfo(str(path), strength, merge)
-    dtype = model_dtype(model)
-    entries = read_lora(path)
-    info.distillation = is_distillation_lora(model, path)
+def _refuse_merge(path: str | Path, quantized: list[str], formats: set[str]) -> CheckpointError:
+    """The error for merge_lora on layers whose weights are stored quantised."""
+    return CheckpointError(
+        f"{path}: merge_lora cannot merge into {', '.join(sorted(formats))} layers ({summarize_keys(quantized)}): "
+        "their weights stay quantised. Load the LoRA unmerged (merge_lora off): it is applied to the dequantised "
+        "weights at every step, with the same result."
+    )
+
+
+def _targets(model: nn.Module, entries: list[LoRAEntry], info: LoRAInfo, path: str | Path) -> list[nn.Module]:
+    """The layer of each entry (None when the model has no such Linear, recorded as skipped)."""
+    layers = []
     for entry in entries:
         try:
             layer = model.get_submodule(entry.module)
         except AttributeError:
+            layer = None
+        if layer is None or not hasattr(layer, "in_features"):
             info.skipped.append(entry.module)
-            continue
-        if not hasattr(layer, "in_features"):
-            info.skipped.append(entry.module)
+            layers.append(None)
             continue
         _check_shape(entry, layer, path)
+        layers.append(layer)
+    return layers
+
+
+def _attach(layer: nn.Module, patch: LoRAPatch, path: str | Path) -> None:
+    """Append `patch` to the layer's weight patches (a new list: class-level defaults are shared)."""
+    if not hasattr(layer, "weight_function"):
+        raise CheckpointError(
+            f"{path}: layer {patch.module} ({type(layer).__name__}) takes no weight patches; build the model with "
+            "operations whose Linear applies `weight_function` (the engine default or ComfyUI's ops)"
+        )
+    layer.weight_function = [*layer.weight_function, patch]
+
+
+def apply_lora(model: nn.Module, path: str | Path, strength: float = 1.0, merge: bool = False) -> LoRAInfo:
+    """Apply a LoRA file to `model`: merged into dense weights, or as weight patches on any layer (on the fly).
+
+    merge_lora on quantised layers is refused: merging would mean re-quantising them."""
+    info = LoRAInfo(str(path), strength, merge)
+    dtype = model_dtype(model)
+    entries = read_lora(path)
+    info.distillation = is_distillation_lora(model, path)
+    layers = _targets(model, entries, info, path)
+    quantized = [e.module for e, layer in zip(entries, layers, strict=True) if isinstance(layer, QuantizedLinear)]
+    if merge and quantized:
+        formats = {layer.format_name for layer in layers if isinstance(layer, QuantizedLinear)}
+        raise _refuse_merge(path, quantized, formats)
+    for entry, layer in zip(entries, layers, strict=True):
+        if layer is None:
+            continue
         info.modules.append(entry.module)
         info.rank, info.alpha_scales = entry.rank, sorted({*info.alpha_scales, entry.alpha_scale})
-        if merge and not isinstance(layer, Int8Linear):
+        if merge:
             with torch.no_grad():
                 merged = layer.weight.float() + strength * entry.delta_weight().to(layer.weight.device)
                 layer.weight.copy_(merged.to(layer.weight.dtype))
             continue
         device = next(t.device for t in (*layer.parameters(), *layer.buffers()))
-        adapter = LoRAAdapter(entry, strength, dtype, device)
-        layer.add_module(f"lora_{len([n for n, _ in layer.named_children() if n.startswith('lora_')])}", adapter)
-        adapter.handle = layer.register_forward_hook(adapter.hook)
-        if merge:
-            info.on_the_fly.append(entry.module)
+        _attach(layer, LoRAPatch(entry, strength, dtype, device), path)
     if not info.modules:
         raise CheckpointError(f"{path}: none of its {len(info.skipped)} target layers exist in this model")
     if info.skipped:
@@ -240,14 +273,17 @@ def apply_lora(model: nn.Module, path: str | Path, strength: float = 1.0, merge:
     return info
 
 
+def lora_patches(module: nn.Module) -> list[LoRAPatch]:
+    """The LoRA patches among a layer's weight patches."""
+    return [f for f in getattr(module, "weight_function", ()) if isinstance(f, LoRAPatch)]
+
+
 def remove_lora(model: nn.Module) -> int:
-    """Detach every on-the-fly LoRA adapter (merged weights stay merged); returns how many were removed."""
+    """Detach every on-the-fly LoRA patch (merged weights stay merged); returns how many were removed."""
     removed = 0
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, LoRAAdapter):
-                if child.handle is not None:
-                    child.handle.remove()
-                delattr(module, name)
-                removed += 1
+    for module in model.modules():
+        patches = lora_patches(module)
+        if patches:
+            module.weight_function = [f for f in module.weight_function if not isinstance(f, LoRAPatch)]
+            removed += len(patches)
     return removed

@@ -7,19 +7,25 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..checkpoints.quantized import QuantizedLinear
+
 
 def call_fp32(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run `module` on `x` in float32 math whatever the dtype of its weights (autocast(float32) equivalent).
 
-    The module itself is called (so forward hooks such as on-the-fly LoRA still run); low-precision floating
-    parameters/buffers are substituted by float32 copies for the duration of the call. Quantised layers that
-    dequantise to the input dtype (int8, comfy.ops casts) compute in float32 because the input is float32.
+    The module itself is called (so its weight patches, e.g. an on-the-fly LoRA, still apply); low-precision floating
+    parameters/buffers are substituted by float32 copies for the duration of the call. Quantised layers are left
+    alone: they dequantise to the input's dtype (float32 here) themselves, and a copy of their stored tensors would
+    defeat offloading (it would be cast instead of them).
     """
     x = x.float()
+    quantized = {f"{name}." if name else "" for name, m in module.named_modules() if isinstance(m, QuantizedLinear)}
     casts = {
         name: tensor.float()
         for name, tensor in (*module.named_parameters(), *module.named_buffers())
-        if tensor.is_floating_point() and tensor.dtype != torch.float32
+        if tensor.is_floating_point()
+        and tensor.dtype != torch.float32
+        and not any(name.startswith(prefix) for prefix in quantized)
     }
     if not casts:
         return module(x)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -16,30 +15,6 @@ from .fp32 import call_fp32, modulate_fp32
 NORM_EPS = 1e-6
 # Sinusoidal timestep embedding: minimum frequency 1/10000 (DiT / GLIDE convention).
 MAX_PERIOD = 10000
-
-
-def resolve_operations(operations: Any | None) -> Any:
-    """The layer namespace (Linear, Conv3d, LayerNorm, RMSNorm); default torch.nn, RMSNorm falls back to torch's."""
-    ops = operations if operations is not None else nn
-    if getattr(ops, "RMSNorm", None) is None:
-        ops = SimpleNamespace(Linear=ops.Linear, Conv3d=ops.Conv3d, LayerNorm=ops.LayerNorm, RMSNorm=nn.RMSNorm)
-    return ops
-
-
-def _skip_reset(self: nn.Module) -> None:
-    """No initialisation: the weights are about to be assigned from a checkpoint."""
-
-
-def without_init(operations: Any | None) -> SimpleNamespace:
-    """The namespace with `reset_parameters` disabled (like comfy.ops.disable_weight_init), for loading.
-
-    Initialising on the meta device is wasted work and pulls in torch's decomposition modules (~8 MB resident).
-    """
-    ops = resolve_operations(operations)
-    names = ("Linear", "Conv3d", "LayerNorm", "RMSNorm")
-    return SimpleNamespace(
-        **{n: type(n, (getattr(ops, n),), {"reset_parameters": _skip_reset}) for n in names}  # same name in reprs
-    )
 
 
 def factory(device: Any, dtype: Any) -> dict[str, Any]:

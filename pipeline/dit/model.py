@@ -8,12 +8,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..operations import resolve_operations
 from .attention import FrameLayout
 from .attention_backend import resolve
 from .audio_proj import AudioProjModel, regroup_audio_windows
 from .block import BlockContext, LongCatAvatarBlock
 from .config import DiTConfig
-from .layers import CaptionEmbedder, FinalLayer, PatchEmbed3D, TimestepEmbedder, resolve_operations
+from .layers import CaptionEmbedder, FinalLayer, PatchEmbed3D, TimestepEmbedder
 from .multispeaker import token_masks
 
 KVCache = dict[int, tuple[torch.Tensor, torch.Tensor]]

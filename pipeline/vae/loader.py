@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
-from safetensors import safe_open
 
+from ..checkpoints.weight_files import read_weights
 from ..model_catalogue import LONGCAT_FOLDER, VAE_FILE, WAN_VAE
 from .normalization import WAN21_LATENTS_MEAN, WAN21_LATENTS_STD
 
@@ -33,12 +33,6 @@ def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if any(k.startswith(prefix + "decoder.") for k in state):
             return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     return state
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a .safetensors file."""
-    with safe_open(str(path), framework="pt", device="cpu") as handle:
-        return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
 
 
 def single_file_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -65,7 +59,7 @@ def single_file_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def load_single_file(path: Path, dtype: torch.dtype) -> AutoencoderKLWan:
     """Load a single-file Wan 2.1 VAE (ComfyUI/original or diffusers key layout), detected from tensor names."""
-    state = _strip_prefix(_read_safetensors(path))
+    state = _strip_prefix(read_weights(path))
     if COMFY_MARKER in state:
         state = convert_wan_vae_to_diffusers(state)
     elif DIFFUSERS_MARKER not in state:

@@ -9,7 +9,7 @@ import torch
 
 from pipeline.checkpoints.dit_loader import load_dit
 from pipeline.checkpoints.int8 import Int8Linear, quantize_model
-from pipeline.checkpoints.lora import LoRAAdapter, apply_lora
+from pipeline.checkpoints.lora import apply_lora, lora_patches
 from pipeline.dit.model import LongCatAvatarDiT
 from support import refvec
 from support.dit_calls import single_call_kwargs
@@ -36,12 +36,13 @@ def lora_runs(case: refvec.RefCase, lora: Path) -> dict[str, torch.nn.Module]:
     on_the_fly = load_dit(base, dtype=torch.float32, lora_path=lora)
     merged = load_dit(base, dtype=torch.float32, lora_path=lora, merge_lora=True)
     assert on_the_fly.lora is not None and not on_the_fly.lora.merged and on_the_fly.lora.modules
-    assert merged.lora is not None and merged.lora.merged and not merged.lora.on_the_fly
-    assert not any(isinstance(m, LoRAAdapter) for m in merged.model.modules())
+    assert merged.lora is not None and merged.lora.merged
+    assert not any(lora_patches(m) for m in merged.model.modules())
     int8 = int8_model_for(case)
     info = apply_lora(int8, lora)
     assert info.modules == on_the_fly.lora.modules
     assert all(isinstance(int8.get_submodule(name), Int8Linear) for name in info.modules)
+    assert all(lora_patches(int8.get_submodule(name)) for name in info.modules)
     return {
         "out.output_lora_fp32": on_the_fly.model,
         "out.output_merged_fp32": merged.model,

@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 
 from pipeline.checkpoints.dit_loader import load_dit
 from pipeline.checkpoints.errors import CheckpointError
-from pipeline.checkpoints.int8 import quantize_model
-from pipeline.checkpoints.lora import PREFIX, apply_lora, read_lora, remove_lora
+from pipeline.checkpoints.int8 import Int8Linear, quantize_model
+from pipeline.checkpoints.lora import PREFIX, apply_lora, lora_patches, read_lora, remove_lora
 from support.dit_tiny import rel_l2, tiny_inputs, tiny_model
 
 RANK = 8  # small rank for the synthetic LoRA
@@ -73,7 +73,7 @@ def test_read_lora_split_ups(setup: tuple) -> None:
 
 @pytest.mark.parametrize("strength", [0.5, 1.0, -0.7])
 def test_strength_merge_and_on_the_fly_agree(setup: tuple, strength: float) -> None:
-    """W + s*a*up@down merged equals the hook; the effect is linear in the strength; strength 0 is a no-op."""
+    """W + s*a*up@down merged equals the weight patch; the LoRA has an effect; strength 0 is a no-op."""
     ckpt, lora, inputs = setup
     base = run(load_dit(ckpt, dtype=torch.float32).model, inputs)
     hooked = run(load_dit(ckpt, dtype=torch.float32, lora_path=lora, lora_strength=strength).model, inputs)
@@ -87,7 +87,7 @@ def test_strength_merge_and_on_the_fly_agree(setup: tuple, strength: float) -> N
 
 
 def test_remove_lora_restores_the_base(setup: tuple) -> None:
-    """Detaching the hooks gives back the base model's output exactly."""
+    """Detaching the weight patches gives back the base model's output exactly."""
     ckpt, lora, inputs = setup
     loaded = load_dit(ckpt, dtype=torch.float32, lora_path=lora)
     base = run(load_dit(ckpt, dtype=torch.float32).model, inputs)
@@ -97,17 +97,36 @@ def test_remove_lora_restores_the_base(setup: tuple) -> None:
     assert set(loaded.model.state_dict()) == set(load_dit(ckpt).model.state_dict())
 
 
-def test_lora_on_int8_runs_on_the_fly(setup: tuple) -> None:
-    """merge_lora on int8 layers falls back to hooks (reported), with the same result as the hooked dense model."""
+def test_lora_on_int8_applies_to_the_dequantised_weights(setup: tuple) -> None:
+    """On int8 layers the LoRA patches the dequantised weight; merge_lora is refused readably (it would re-quantise)."""
     ckpt, lora, inputs = setup
     model = load_dit(ckpt, dtype=torch.float32).model
     quantize_model(model)
-    info = apply_lora(model, lora, merge=True)
-    assert sorted(info.on_the_fly) == sorted(info.modules) and len(info.modules) == 3
+    with pytest.raises(CheckpointError, match="merge_lora cannot merge into int8 layers"):
+        apply_lora(model, lora, merge=True)
+    info = apply_lora(model, lora)
+    assert len(info.modules) == 3 and all(lora_patches(model.get_submodule(n)) for n in info.modules)
     dense = load_dit(ckpt, dtype=torch.float32).model
     quantize_model(dense)
     plain = run(dense, inputs)
     assert rel_l2(run(model, inputs), plain) > 1e-3
+
+
+def test_int8_on_load_with_merged_and_unmerged_lora(setup: tuple) -> None:
+    """quantize_int8 in load_dit: a merged LoRA is merged before quantising, an unmerged one patches the int8 layers;
+    both are close to the dense LoRA model and differ from int8 without the LoRA."""
+    ckpt, lora, inputs = setup
+    dense = run(load_dit(ckpt, dtype=torch.float32, lora_path=lora).model, inputs)
+    merged = load_dit(ckpt, dtype=torch.float32, lora_path=lora, merge_lora=True, quantize_int8=True)
+    patched = load_dit(ckpt, dtype=torch.float32, lora_path=lora, quantize_int8=True)
+    plain = run(load_dit(ckpt, dtype=torch.float32, quantize_int8=True).model, inputs)
+    assert merged.format == patched.format == "single-file, quantised to int8 on load"
+    assert merged.lora.merged and not patched.lora.merged
+    assert isinstance(patched.model.get_submodule("blocks.0.ffn.w2"), Int8Linear)
+    assert lora_patches(patched.model.get_submodule("blocks.0.ffn.w2"))
+    for loaded in (merged, patched):
+        out = run(loaded.model, inputs)
+        assert rel_l2(out, dense) < 2e-2 < rel_l2(out, plain)
 
 
 def test_lora_for_another_model_fails(tmp_path: Path, setup: tuple) -> None:

@@ -1,0 +1,110 @@
+"""ComfyUI's side of the engine's operations seam: ComfyUI's ops plus our quantised Linears with its cast protocol.
+
+The engine builds every weight-bearing layer from a namespace (`pipeline.operations`); here that namespace is what
+`comfy.ops.pick_operations` returns, extended with Int8Linear / Fp8Linear / GGUFLinear variants that carry
+`comfy_cast_weights`, `weight_function` and `bias_function` (comfy/ops.py `CastWeightBiasOp`). When ComfyUI's
+ModelPatcher offloads such a layer ("lowvram"), its forward casts the stored quantised tensors to the input's device
+with `comfy.model_management.cast_to` and dequantises them there (as ComfyUI-GGUF's layers do), then applies the
+weight functions (LoRA) to the dequantised weight. The engine's own LoRA patches move onto the patcher with
+`move_lora_to_patcher`: ComfyUI LoRA patches on dense layers, weight wrappers on quantised ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import comfy.model_management
+import comfy.ops
+import torch
+import torch.nn.functional as F
+from comfy.model_patcher import LowVramPatch, ModelPatcher
+from comfy.weight_adapter import LoRAAdapter
+
+from ..pipeline.checkpoints.lora import LoRAPatch, lora_patches, remove_lora
+from ..pipeline.checkpoints.quantized import QuantizedLinear
+from ..pipeline.operations import DEFAULT_OPERATIONS, QUANTIZED_NAMES
+
+
+def _stream_context(stream: Any) -> Any:
+    """The context that runs work on ComfyUI's offload stream (comfy/ops.py `cast_bias_weight` does the same)."""
+    if stream is None:
+        return contextlib.nullcontext()
+    return stream.as_context(stream) if hasattr(stream, "as_context") else stream
+
+
+class CastQuantized(comfy.ops.CastWeightBiasOp):
+    """ComfyUI's cast protocol for a quantised Linear: stored tensors cast to the input's device, then dequantised."""
+
+    def cast_bias_weight(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+        """(dense weight, bias, offload stream) on x's device in x's dtype, weight / bias functions applied."""
+        mm = comfy.model_management
+        device, dtype = x.device, x.dtype
+        stored = self.stored()
+        on_host = any(t.device != device for t in stored.values())
+        stream = mm.get_offload_stream(device) if on_host else None
+        non_blocking = mm.device_supports_non_blocking(device)
+        moved = {n: mm.cast_to(t, None, device, non_blocking=non_blocking, stream=stream) for n, t in stored.items()}
+        bias = None
+        if self.bias is not None:
+            bias = mm.cast_to(self.bias, dtype, device, non_blocking=non_blocking, stream=stream)
+        with _stream_context(stream):
+            weight, bias = self.patched_weight_bias(moved, bias, dtype)
+        mm.sync_stream(device, stream)
+        return weight, bias, stream
+
+    def forward_comfy_cast_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The offloaded (or patched) forward."""
+        weight, bias, stream = self.cast_bias_weight(x)
+        out = F.linear(x, weight, bias)
+        comfy.ops.uncast_bias_weight(self, weight, bias, stream)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Cast path when ComfyUI asks for it (offloaded layer, weight functions), else the engine's forward."""
+        comfy.ops.run_every_op()
+        if self.comfy_cast_weights or self.weight_function or self.bias_function:
+            return self.forward_comfy_cast_weights(x)
+        return super().forward(x)
+
+
+QUANTIZED_OPS = {
+    name: type(name, (CastQuantized, getattr(DEFAULT_OPERATIONS, name)), {"__module__": __name__})
+    for name in QUANTIZED_NAMES
+}
+
+
+def operations(weight_dtype: torch.dtype, compute_dtype: torch.dtype, load_device: torch.device | None = None) -> type:
+    """The namespace for the engine: `comfy.ops.pick_operations(...)` plus the quantised Linears above."""
+    base = comfy.ops.pick_operations(weight_dtype, compute_dtype, load_device)
+    return type("LongCatAvatarOps", (base,), dict(QUANTIZED_OPS))
+
+
+def comfy_lora_adapter(patch: LoRAPatch) -> LoRAAdapter:
+    """The engine's LoRA patch as ComfyUI's LoRA weight adapter (split up-projections as one block-diagonal up)."""
+    up = torch.block_diag(*patch.ups)
+    # ComfyUI scales by alpha / rank (comfy/weight_adapter/lora.py); alpha_scale is already that quotient.
+    alpha = patch.alpha_scale * patch.down.shape[0]
+    return LoRAAdapter(set(), (up, patch.down, alpha, None, None, None))
+
+
+def move_lora_to_patcher(patcher: ModelPatcher) -> int:
+    """Hand the model's on-the-fly LoRA patches to `patcher` (which resets weight functions when it loads).
+
+    Dense layers get ComfyUI LoRA patches (`add_patches`: merged into resident weights on load and restored on
+    unpatch, `LowVramPatch` on offloaded ones); quantised layers get weight wrappers that patch the dequantised
+    weight. Returns how many patches moved.
+    """
+    moved = 0
+    for name, module in patcher.model.named_modules():
+        key = f"{name}.weight"
+        for patch in lora_patches(module):
+            adapter = comfy_lora_adapter(patch)
+            if isinstance(module, QuantizedLinear):
+                entry = [(patch.strength, adapter, 1.0, None, None)]
+                patcher.add_weight_wrapper(key, LowVramPatch(key, {key: entry}))
+            else:
+                patcher.add_patches({key: adapter}, strength_patch=patch.strength)
+            moved += 1
+    remove_lora(patcher.model)
+    return moved

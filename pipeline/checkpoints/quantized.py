@@ -1,0 +1,101 @@
+"""The quantised-Linear protocol: stored tensors as frozen parameters, dequantised to the input's dtype at use time.
+
+A quantised layer keeps what the checkpoint stores (int8 rows + scales, fp8 + a scale, GGUF blocks) as
+`nn.Parameter(requires_grad=False)` so that a memory manager that moves or offloads parameters sees them, and
+rebuilds the dense weight at every call from tensors it is handed (`dequantize_from`), so that a caller can first move
+those tensors to another device (ComfyUI's cast protocol does exactly that for offloaded layers). Weight patches in
+`weight_function` / `bias_function` (on-the-fly LoRA) are applied to the dequantised weight, as ComfyUI's ops do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+WeightPatch = Callable[[torch.Tensor], torch.Tensor]
+
+
+def frozen(tensor: torch.Tensor) -> nn.Parameter:
+    """A parameter that never requires grad (integer storage cannot)."""
+    return nn.Parameter(tensor, requires_grad=False)
+
+
+def apply_patches(tensor: torch.Tensor, patches: Sequence[WeightPatch]) -> torch.Tensor:
+    """`tensor` passed through each weight patch in order."""
+    for patch in patches:
+        tensor = patch(tensor)
+    return tensor
+
+
+class QuantizedLinear(nn.Module):
+    """Base of every quantised Linear; subclasses name their stored tensors and implement `dequantize_from`."""
+
+    stored_names: tuple[str, ...] = ()
+    format_name = ""
+    # Weight patches, as in ComfyUI's ops (class-level empty: assign a new list to add one, never append in place).
+    weight_function: Sequence[WeightPatch] = ()
+    bias_function: Sequence[WeightPatch] = ()
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, device: Any, dtype: Any) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        bias_tensor = torch.zeros(out_features, dtype=dtype or torch.bfloat16, device=device) if bias else None
+        self.bias = None if bias_tensor is None else frozen(bias_tensor)
+
+    def reset_parameters(self) -> None:
+        """Nothing to initialise: the stored tensors are assigned from a checkpoint."""
+
+    def stored(self) -> dict[str, torch.Tensor]:
+        """The stored tensors by name."""
+        return {name: getattr(self, name) for name in self.stored_names}
+
+    def logical_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the stored tensors as a checkpoint header lists them (GGUF lists the dense shape)."""
+        return {name: tuple(t.shape) for name, t in self.stored().items()}
+
+    def dequantize_from(self, stored: dict[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+        """The dense [out, in] weight in `dtype` from the stored tensors (on whatever device they are)."""
+        raise NotImplementedError
+
+    def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """The dense weight of this layer in `dtype`, on its own device, without weight patches."""
+        return self.dequantize_from(self.stored(), dtype)
+
+    def patched_weight_bias(
+        self, stored: dict[str, torch.Tensor], bias: torch.Tensor | None, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Dequantised weight and bias in `dtype` with the weight / bias patches applied."""
+        weight = apply_patches(self.dequantize_from(stored, dtype), self.weight_function)
+        if bias is not None:
+            bias = apply_patches(bias.to(dtype), self.bias_function)
+        return weight, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """F.linear with the weight dequantised to x's dtype (the stored tensors are moved to x's device if needed)."""
+        stored = {name: t.to(x.device) for name, t in self.stored().items()}
+        bias = None if self.bias is None else self.bias.to(x.device)
+        weight, bias = self.patched_weight_bias(stored, bias, x.dtype)
+        return F.linear(x, weight, bias)
+
+    def extra_repr(self) -> str:
+        """Geometry and storage shown in the module repr."""
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+            f"format={self.format_name}"
+        )
+
+
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule at dotted `name`."""
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+def quantized_layers(model: nn.Module) -> dict[str, QuantizedLinear]:
+    """Every quantised layer of `model` by name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, QuantizedLinear)}
