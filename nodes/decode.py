@@ -1,4 +1,4 @@
-"""Decode: the sampler's video → IMAGE frames at the model's native fps (optionally re-decoded with tiling)."""
+"""Decode: the sampler's video → IMAGE frames at the model's native fps (decoded again only for another VAE)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..pipeline.sampling.sampler import GeneratedVideo, decode_segment
+from ..pipeline.sampling.sampler import FrameSink, GeneratedVideo, decode_segment
 from .payloads import NamedModel
 from .runtime import cancellable
 from .sampler import VideoPayload
@@ -20,16 +20,15 @@ log = logging.getLogger(__name__)
 
 
 def decode_with_progress(vae: Any, result: GeneratedVideo, tiled: bool) -> torch.Tensor:
-    """Decode segment by segment (later ones drop their overlap), trim to the audio; progress + Cancel per segment."""
-    plan, latents = result.plan, result.segment_latents
+    """Decode segment by segment into the trimmed video (later ones drop their overlap); progress + Cancel each."""
+    latents = result.segment_latents
     bar = comfy.utils.ProgressBar(len(latents))
-    kept = []
+    sink = FrameSink(result.plan)
     for index, segment in enumerate(latents):
         mm.throw_exception_if_processing_interrupted()
-        frames = decode_segment(vae, segment, tiled)
-        kept.append(frames if index == 0 else frames[plan.overlap_frames :])
+        sink.put(index, decode_segment(vae, segment, tiled))
         bar.update_absolute(index + 1, len(latents))
-    return torch.cat(kept)[: plan.output_frames]
+    return sink.frames
 
 
 class Decode(io.ComfyNode):
@@ -42,16 +41,19 @@ class Decode(io.ComfyNode):
             node_id="LongCatAvatarDecode",
             display_name="LongCat Avatar Decode",
             category=CATEGORY,
-            description="Decodes the video segment by segment with the VAE and joins the segments (each later "
-            "segment's first 13 frames repeat the previous one and are dropped), trimmed to the audio.",
+            description="The video as IMAGE frames, trimmed to the audio. With the sampler's VAE these are the "
+            "frames the sampler already decoded while chaining its segments; another VAE decodes the segments once "
+            "more (each later segment's first 13 frames repeat the previous one and are dropped).",
             inputs=[
                 AvatarVAE.Input("vae", tooltip="From LongCat Avatar VAE Loader."),
                 AvatarVideo.Input("video_latents", tooltip="From LongCat Avatar Sampler."),
                 io.Boolean.Input(
                     "tiled",
                     default=False,
-                    tooltip="Decode in overlapping 256-pixel tiles: bounded memory for 720p and long videos, "
-                    "slightly slower. Off: the frames the sampler already decoded are reused (same VAE).",
+                    tooltip="Only used when this VAE is not the one the sampler decoded with (the sampler's frames "
+                    "are reused otherwise, nothing is decoded twice): decode in overlapping 256-pixel tiles, one "
+                    "tile on the GPU at a time, so the GPU memory does not grow with the resolution; slightly slower "
+                    "and blended at the tile seams. Either way the video is decoded one latent frame at a time.",
                 ),
             ],
             outputs=[
@@ -65,12 +67,14 @@ class Decode(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae: NamedModel, video_latents: VideoPayload, tiled: bool) -> io.NodeOutput:
-        """Reuse or re-decode the frames, as float IMAGE in [0, 1]."""
+        """Reuse the sampler's frames (same VAE) or decode them once with this VAE, as float IMAGE in [0, 1]."""
         result = video_latents.result
-        if not tiled and video_latents.vae is vae:
-            frames = result.frames  # decoding is deterministic: the same VAE gives these very frames again
+        reuse = video_latents.vae is vae  # decoding is deterministic: the same VAE gives these very frames again
+        if reuse:
+            frames = result.frames
         else:
             with cancellable(), torch.inference_mode():
                 frames = decode_with_progress(vae.model, result, tiled)
-        log.info("LongCat Avatar Decode: %d frames at %d fps (tiled=%s)", frames.shape[0], result.fps, tiled)
+        how = "the sampler's frames" if reuse else f"decoded (tiled={tiled})"
+        log.info("LongCat Avatar Decode: %d frames at %d fps, %s", frames.shape[0], result.fps, how)
         return io.NodeOutput(frames.to(torch.float32) / 255.0, float(result.fps))
