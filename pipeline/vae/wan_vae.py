@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from diffusers import AutoencoderKLWan
 
 from .normalization import denormalize_latents, normalize_latents
 from .pixels import frames_to_pixels, pixels_to_frames
+from .tiling import Tiling
 
-
-@dataclass(frozen=True)
-class Tiling:
-    """Spatial tile size and stride in pixels for tiled decoding (diffusers' defaults: 256 and 192)."""
-
-    tile_px: int = 256  # diffusers AutoencoderKLWan default tile: bounded activations, no visible seams
-    stride_px: int = 192  # 64 px of overlap are blended between neighbouring tiles
+__all__ = ["Tiling", "WanVAE"]
 
 
 class WanVAE:
