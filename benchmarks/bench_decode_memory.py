@@ -5,7 +5,7 @@ worker decodes that many segments of random latents with the tiny Wan VAE in a f
 resident memory it added. The uint8 output video itself grows with the length (it is the result), so the table shows
 the peak minus the output; that remainder is the decode's working memory and should not grow with the length.
 
-Usage: python benchmarks/bench_decode_memory.py [--lengths 4 8 16] [--size 64]
+Usage: python benchmarks/bench_decode_memory.py [--lengths 4 8 16] [--size 64] [--modes untiled tiled]
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=64, help="frame size in pixels")
     parser.add_argument("--tile", type=int, default=32, help="tile size (px) of the tiled mode")
     parser.add_argument("--stride", type=int, default=24, help="tile stride (px) of the tiled mode")
+    parser.add_argument("--modes", nargs="+", choices=("untiled", "tiled"), default=["untiled", "tiled"])
     args = parser.parse_args()
     flat = True
-    for mode in ("untiled", "tiled"):
+    for mode in args.modes:
         working = []
         for seconds in args.lengths:
             result = measure(mode, seconds, args.size, args.tile, args.stride)
