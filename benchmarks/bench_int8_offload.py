@@ -9,7 +9,7 @@ Today's int8 layer keeps `weight_int8` / `weight_scale` in buffers, which the pa
 it reports how many bytes the patcher manages and how many it offloads. Once the int8 layer holds Parameters with
 the cast protocol, the same run shows those bytes offloaded (nothing else here changes).
 
-Usage: python benchmarks/bench_int8_offload.py [--comfyui DIR] [--budget-gb 3]
+Usage: python benchmarks/bench_int8_offload.py [--comfyui DIR] [--budget-gb 3] [--tiny]
 """
 
 from __future__ import annotations
@@ -51,21 +51,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI folder (with comfy/)")
     parser.add_argument("--budget-gb", type=float, default=3.0, help="lowvram_model_memory of the patcher load")
+    parser.add_argument("--tiny", action="store_true", help="the 2-block tiny DiT (checks the script in seconds)")
     args = parser.parse_args()
     mm, model_patcher, ops = comfy_modules(args.comfyui)
     import torch
     from gpu_check_common import Context
-    from gpu_check_dit import build_dit
+    from gpu_check_dit import build_dit, configs_for
 
-    from pipeline.memory.estimate import shipped_configs
     from pipeline.memory.weights import dit_weights
 
-    configs = shipped_configs()
-    cfg, cpu = configs.dit, torch.device("cpu")
+    cpu = torch.device("cpu")
+    cfg = configs_for(Context(cpu, tiny=args.tiny)).dit
     weights = dit_weights(cfg, "int8").total
     base = peak_rss()
     start = time.perf_counter()
-    model = build_dit(Context(cpu, tiny=False), cfg, int8=True, operations=ops.disable_weight_init)
+    model = build_dit(Context(cpu, tiny=args.tiny), cfg, int8=True, operations=ops.disable_weight_init)
     built = time.perf_counter() - start
     patcher = model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
     managed = sum(size for _, size, *_ in patcher._load_list())
