@@ -49,10 +49,6 @@ class Context:
         """Peak allocated device memory since reset_peak, in GB (None off CUDA)."""
         return torch.cuda.max_memory_allocated(self.device) / GB if self.cuda else None
 
-    def allocated_gb(self) -> float | None:
-        """Device memory allocated now, in GB (None off CUDA)."""
-        return torch.cuda.memory_allocated(self.device) / GB if self.cuda else None
-
 
 def timed(ctx: Context, run: Callable[[], Any], repeats: int = REPEATS) -> tuple[Any, float, list[float]]:
     """(last result, median seconds, all seconds) of `run` after one untimed warm-up."""

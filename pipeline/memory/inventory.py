@@ -113,11 +113,6 @@ class DiTInventory:
         """Parameters outside the blocks."""
         return sum(layer.params for layer in self.top)
 
-    @property
-    def params(self) -> int:
-        """All parameters."""
-        return self.block_params * len(self.blocks) + self.top_params
-
 
 def dit_inventory(cfg: DiTConfig) -> DiTInventory:
     """Every layer of LongCatAvatarDiT(cfg)."""

@@ -148,6 +148,15 @@ def _options_text(options: ActivationOptions) -> str:
     return f"{ffn}{speaker}, continuation KV cache on the {kv}"
 
 
+def _over(plan: MemoryPlan, phase: str, size: int) -> str:
+    """A note for a phase that needs more than the VRAM."""
+    if plan.vram is None or size <= plan.vram:
+        return ""
+    if phase in DIT_PHASES:
+        return " (does not fit)"
+    return " (more than the VRAM: ComfyUI keeps part of this model's weights in host memory)"
+
+
 def plan_summary(plan: MemoryPlan, compute: ComputeEstimate | None = None) -> str:
     """The plan (and compute estimate) as lines of text: resident, offloaded, peak in GB, phases, time."""
     depth = len(plan.weights.blocks)
@@ -159,7 +168,7 @@ def plan_summary(plan: MemoryPlan, compute: ComputeEstimate | None = None) -> st
         f"({plan.offloaded_blocks} of {depth} blocks), LoRA {plan.lora / GB:.2f} GB",
         f"  {_options_text(plan.options)}; decode {'tiled' if plan.tiled_decode else 'untiled'}, streamed",
         f"  peak {plan.peak / GB:.2f} GB; per phase (weights + activations + CUDA context):",
-        *(f"    {phase:<21} {size / GB:6.2f} GB" for phase, size in plan.phases.items()),
+        *(f"    {phase:<21} {size / GB:6.2f} GB{_over(plan, phase, size)}" for phase, size in plan.phases.items()),
     ]
     if compute is not None:
         lines.append(
