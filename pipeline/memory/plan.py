@@ -41,8 +41,11 @@ class MemoryPlan:
 
     @property
     def peak(self) -> int:
-        """The largest phase's device bytes."""
-        return max(self.phases.values())
+        """The largest phase's device bytes (an encoder above the VRAM is partly offloaded by ComfyUI: the VRAM)."""
+        capped = self.vram is not None
+        return max(
+            size if phase in DIT_PHASES or not capped else min(size, self.vram) for phase, size in self.phases.items()
+        )
 
     @property
     def fits(self) -> bool:
