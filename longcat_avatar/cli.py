@@ -1,4 +1,4 @@
-"""The command line: `python -m longcat_avatar generate | batch | create-config | doctor` (each has --help)."""
+"""The command line: `python -m longcat_avatar generate | batch | create-config | doctor | estimate` (each has --help)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with its four commands."""
+    """The argument parser with its five commands."""
     parser = argparse.ArgumentParser(
         prog="python -m longcat_avatar",
         description="Talking-head videos with LongCat-Video-Avatar through a running ComfyUI server.",
@@ -90,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
         "missing, its size and download page); --selftest runs the whole graph with tiny random models.",
     )
     add_doctor_arguments(doctor)
+
+    from .estimate import add_arguments as add_estimate_arguments
+
+    estimate = commands.add_parser(
+        "estimate",
+        help="plan GPU memory and time for a run",
+        description="The memory plan (DiT weights resident and offloaded, peak per phase in GB) and the DiT compute "
+        "time of a run, computed from the published v1.5 configs without loading anything.",
+    )
+    add_estimate_arguments(estimate)
     return parser
 
 
@@ -158,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     from .doctor import cmd_doctor
+    from .estimate import cmd_estimate
 
-    handlers = {"generate": cmd_generate, "batch": cmd_batch, "create-config": cmd_create_config, "doctor": cmd_doctor}
+    handlers = {
+        "generate": cmd_generate, "batch": cmd_batch, "create-config": cmd_create_config, "doctor": cmd_doctor,
+        "estimate": cmd_estimate,
+    }  # fmt: skip
     try:
         return handlers[args.command](args)
     except InvalidParametersError as error:

@@ -1,4 +1,4 @@
-"""Decode: the sampler's video → IMAGE frames at the model's native fps (optionally re-decoded with tiling)."""
+"""Decode: the sampler's video → IMAGE frames at the model's native fps (decoded again only for another VAE)."""
 
 from __future__ import annotations
 
@@ -43,16 +43,19 @@ class Decode(io.ComfyNode):
             node_id="LongCatAvatarDecode",
             display_name="LongCat Avatar Decode",
             category=CATEGORY,
-            description="Decodes the video segment by segment with the VAE and joins the segments (each later "
-            f"segment's first {OVERLAP_FRAMES} frames repeat the previous one and are dropped), trimmed to the audio.",
+            description="The video as IMAGE frames, trimmed to the audio. With the sampler's VAE these are the "
+            "frames the sampler already decoded while chaining its segments; another VAE decodes the segments once "
+            f"more (each later segment's first {OVERLAP_FRAMES} frames repeat the previous one and are dropped).",
             inputs=[
                 AvatarVAE.Input("vae", tooltip="From LongCat Avatar VAE Loader."),
                 AvatarVideo.Input("video_latents", tooltip="From LongCat Avatar Sampler."),
                 io.Boolean.Input(
                     "tiled",
                     default=False,
-                    tooltip="Decode in overlapping 256-pixel tiles: bounded memory for 720p and long videos, "
-                    "slightly slower. Off: the frames the sampler already decoded are reused (same VAE).",
+                    tooltip="Only used when this VAE is not the one the sampler decoded with (the sampler's frames "
+                    "are reused otherwise, nothing is decoded twice): decode in overlapping 256-pixel tiles, one "
+                    "tile on the GPU at a time, so the GPU memory does not grow with the resolution; slightly slower "
+                    "and blended at the tile seams. Either way the video is decoded one latent frame at a time.",
                 ),
             ],
             outputs=[
@@ -66,12 +69,14 @@ class Decode(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae: NamedModel, video_latents: VideoPayload, tiled: bool) -> io.NodeOutput:
-        """Reuse or re-decode the frames, as float IMAGE in [0, 1]."""
+        """Reuse the sampler's frames (same VAE) or decode them once with this VAE, as float IMAGE in [0, 1]."""
         result = video_latents.result
-        if not tiled and video_latents.vae is vae:
-            frames = result.frames  # decoding is deterministic: the same VAE gives these very frames again
+        reuse = video_latents.vae is vae  # decoding is deterministic: the same VAE gives these very frames again
+        if reuse:
+            frames = result.frames
         else:
             with cancellable(), torch.inference_mode():
                 frames = decode_with_progress(vae.model, result, tiled)
-        log.info("LongCat Avatar Decode: %d frames at %d fps (tiled=%s)", frames.shape[0], result.fps, tiled)
+        how = "the sampler's frames" if reuse else f"decoded (tiled={tiled})"
+        log.info("LongCat Avatar Decode: %d frames at %d fps, %s", frames.shape[0], result.fps, how)
         return io.NodeOutput(frames.to(torch.float32) / 255.0, float(result.fps))

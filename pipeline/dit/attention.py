@@ -136,8 +136,11 @@ class SelfAttention(nn.Module):
         kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None,
         return_kv: bool = False,
         masks: torch.Tensor | None = None,
+        map_chunk: int | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
-        """x [B, N, C] -> (output [B, N, C], pre-RoPE (k, v) if return_kv, reference attention map if masks)."""
+        """x [B, N, C] -> (output [B, N, C], pre-RoPE (k, v) if return_kv, reference attention map if masks).
+
+        `map_chunk` bounds the reference map to that many noisy queries at a time (None: all at once)."""
         batch = x.shape[0]
         q, k, v = split_heads(self.qkv(x), 3, self.heads)
         q, k = rms_norm_reference(q, self.q_norm), rms_norm_reference(k, self.k_norm)
@@ -145,7 +148,8 @@ class SelfAttention(nn.Module):
         if kv_cache is not None:
             if layout.num_cond_latents <= 0:
                 raise ValueError("a KV cache needs num_cond_latents > 0 (the number of cached clean frames)")
-            k_cache, v_cache = (t.to(device=k.device, dtype=k.dtype) for t in kv_cache)
+            # A cache kept on the host comes to the compute device here, one block at a time.
+            k_cache, v_cache = (t.to(device=k.device, dtype=k.dtype, non_blocking=True) for t in kv_cache)
             if k_cache.shape[0] != batch:
                 k_cache, v_cache = k_cache.expand(batch, -1, -1, -1), v_cache.expand(batch, -1, -1, -1)
             cos, sin = layout.rope_table(layout.frames + layout.num_cond_latents, self.head_dim, x.device)
@@ -164,7 +168,7 @@ class SelfAttention(nn.Module):
         if masks is not None:
             if layout.num_cond_latents <= 0:
                 raise ValueError("multi-speaker (ref_target_masks) needs a clean first frame: num_cond_latents > 0")
-            ref_map = reference_attention_map(q_noise.to(out.dtype), k[:, :, : layout.frame_tokens], masks)
+            ref_map = reference_attention_map(q_noise.to(out.dtype), k[:, :, : layout.frame_tokens], masks, map_chunk)
         return out, new_kv, ref_map
 
 

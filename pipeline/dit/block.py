@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..memory.options import ActivationOptions
 from .attention import AudioCrossAttention, FrameLayout, SelfAttention, SpeakerRouting, TextCrossAttention
 from .config import DiTConfig
 from .fp32 import gated_add, layer_norm_fp32, modulate_fp32
@@ -28,6 +29,7 @@ class BlockContext:
     human_num: int | None = None
     cached: bool = False  # True when the clean frames live in the KV cache (x holds noisy frames only)
     return_kv: bool = False  # collect every block's pre-RoPE (k, v)
+    options: ActivationOptions = field(default_factory=ActivationOptions)  # chunk sizes of this forward
 
 
 class LongCatAvatarBlock(nn.Module):
@@ -80,7 +82,9 @@ class LongCatAvatarBlock(nn.Module):
         frames = ctx.layout.frames
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = modulation(self.adaLN_modulation, ctx.t, 6)
         xm = modulate_fp32(x.view(batch, frames, -1, channels), shift_msa, scale_msa, NORM_EPS).view_as(x)
-        attn_out, new_kv, ref_map = self.attn(xm, ctx.layout, kv_cache, ctx.return_kv and kv_cache is None, ctx.masks)
+        attn_out, new_kv, ref_map = self.attn(
+            xm, ctx.layout, kv_cache, ctx.return_kv and kv_cache is None, ctx.masks, ctx.options.map_chunk_queries
+        )
         x = gated_add(x, gate_msa, attn_out)
         if not ctx.skip_crs_attn:
             skip = 0 if ctx.cached else ctx.layout.num_cond_latents * ctx.layout.frame_tokens
@@ -88,5 +92,5 @@ class LongCatAvatarBlock(nn.Module):
             x = x + self.cross_attn(normed, ctx.text, ctx.text_mask, skip)
             x = self._audio(x, ctx, ref_map)
         xm = modulate_fp32(x.view(batch, frames, -1, channels), shift_mlp, scale_mlp, NORM_EPS).view_as(x)
-        x = gated_add(x, gate_mlp, self.ffn(xm))
+        x = gated_add(x, gate_mlp, self.ffn(xm, ctx.options.ffn_chunk_tokens))
         return x, new_kv

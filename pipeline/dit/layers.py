@@ -102,9 +102,25 @@ class FeedForwardSwiGLU(nn.Module):
         self.w2 = ops.Linear(hidden, dim, bias=False, **factory(device, dtype))
         self.w3 = ops.Linear(dim, hidden, bias=False, **factory(device, dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., dim] -> [..., dim] in x's dtype."""
+    def _whole(self, x: torch.Tensor) -> torch.Tensor:
+        """The FFN on every token at once."""
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+    def forward(self, x: torch.Tensor, chunk_tokens: int | None = None) -> torch.Tensor:
+        """[..., dim] -> [..., dim] in x's dtype; with `chunk_tokens` the tokens go through in slices of that size.
+
+        Every token is independent in a SwiGLU FFN, so slicing only bounds the three [tokens, hidden] intermediates.
+        """
+        flat = x.reshape(-1, x.shape[-1])
+        if chunk_tokens is None or chunk_tokens >= flat.shape[0]:
+            return self._whole(x)
+        out = None
+        for start in range(0, flat.shape[0], chunk_tokens):
+            part = self._whole(flat[start : start + chunk_tokens])
+            if out is None:
+                out = part.new_empty((flat.shape[0], part.shape[-1]))
+            out[start : start + part.shape[0]] = part
+        return out.view(*x.shape[:-1], out.shape[-1])
 
 
 def ada_ln(t_dim: int, out_dim: int, ops: Any, device: Any, dtype: Any) -> nn.Sequential:

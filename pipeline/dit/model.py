@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..memory.options import ActivationOptions
 from ..operations import resolve_operations
 from .attention import FrameLayout
 from .attention_backend import resolve
@@ -47,6 +48,15 @@ def unpatchify(x: torch.Tensor, grid: tuple[int, int, int], patch: tuple[int, in
     return x.reshape(x.shape[0], channels, frames * pt, height * ph, width * pw)
 
 
+def to_host(t: torch.Tensor) -> torch.Tensor:
+    """A host copy of a device tensor, page-locked when CUDA is up so the per-block copy back can overlap."""
+    if t.device.type == "cpu":
+        return t
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=torch.cuda.is_available())
+    host.copy_(t)
+    return host
+
+
 class LongCatAvatarDiT(nn.Module):
     """LongCatVideoAvatarTransformer3DModel with the official state-dict names; layers come from `operations`."""
 
@@ -74,6 +84,7 @@ class LongCatAvatarDiT(nn.Module):
             cfg.hidden_size, patch_volume, cfg.out_channels, cfg.adaln_tembed_dim, ops, device, dtype
         )
         self._compute_dtype: torch.dtype | None = None
+        self.activation_options = ActivationOptions()
         self.set_attention_backend(cfg.attention_backend)
 
     @property
@@ -84,6 +95,10 @@ class LongCatAvatarDiT(nn.Module):
     def set_compute_dtype(self, dtype: torch.dtype | None) -> None:
         """Force the activation dtype (e.g. bf16 compute over fp8-stored weights); None follows the weights."""
         self._compute_dtype = dtype
+
+    def set_activation_options(self, options: ActivationOptions) -> None:
+        """Chunk sizes and KV-cache placement for the next forwards (see pipeline.memory.plan for budget defaults)."""
+        self.activation_options = options
 
     def set_attention_backend(self, name: str) -> None:
         """Select "sdpa" (default), "sage" or "flash" for every attention layer (falls back to SDPA if missing)."""
@@ -129,8 +144,9 @@ class LongCatAvatarDiT(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, KVCache]:
         """Predict the flow velocity [B, C, T, H, W] (float32); with `return_kv` also the per-block (k, v).
 
-        `offload_kv_cache` returns the cache on the CPU (the reference option of the same name)."""
-        cfg, dtype = self.config, self.compute_dtype
+        `offload_kv_cache` (the reference option of the same name) or the activation options' `kv_cache_on_host`
+        return the cache in host memory; the blocks move it back to the compute device one block at a time."""
+        cfg, dtype, options = self.config, self.compute_dtype, self.activation_options
         batch, _, frames, height, width = hidden_states.shape
         grid = (frames, -(-height // cfg.patch_size[1]), -(-width // cfg.patch_size[2]))
         if timestep.dim() == 1:
@@ -151,13 +167,14 @@ class LongCatAvatarDiT(nn.Module):
         layout = FrameLayout(*grid, num_cond_latents or 0, num_ref_latents, ref_img_index, mask_frame_range)
         ctx = BlockContext(
             layout, t, text, text_mask, audio, skip_crs_attn, masks, audio_embs.shape[0] if multi else None,
-            cached=bool(kv_cache_dict), return_kv=return_kv,
+            cached=bool(kv_cache_dict), return_kv=return_kv, options=options,
         )  # fmt: skip
+        on_host = offload_kv_cache or options.kv_cache_on_host
         new_cache: KVCache = {}
         for index, block in enumerate(self.blocks):
             x, kv = block(x, ctx, kv_cache_dict[index] if kv_cache_dict else None)
             if kv is not None:
-                new_cache[index] = (kv[0].cpu(), kv[1].cpu()) if offload_kv_cache else kv
+                new_cache[index] = (to_host(kv[0]), to_host(kv[1])) if on_host else kv
         out = unpatchify(self.final_layer(x, t, frames), grid, cfg.patch_size, cfg.out_channels)
         out = out[:, :, :, :height, :width].float()
         return (out, new_cache) if return_kv else out

@@ -31,29 +31,43 @@ def token_masks(ref_target_masks: torch.Tensor, grid_hw: tuple[int, int], dtype:
     return masks.to(dtype)
 
 
-def reference_attention_map(q_noise: torch.Tensor, k_ref: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+def _map_rows(q: torch.Tensor, k_ref: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """The map of a slice of queries q [H, s, D] against k_ref [H, R, D] -> [K, s] (the reference's 2 head groups)."""
+    heads, dim = q.shape[0], q.shape[-1]
+    per_group = heads // MAP_HEAD_GROUPS
+    total = None
+    for group in range(MAP_HEAD_GROUPS):
+        sl = slice(group * per_group, (group + 1) * per_group)
+        probs = ((q[sl] * dim**-0.5) @ k_ref[sl].transpose(-1, -2)).softmax(-1)
+        # [K, h, s] -> mean over the group's heads. As in the reference, a class whose mask covers no token gives
+        # 0/0 = NaN; argmax then picks that class (>= 2: background) for every token.
+        weighted = torch.einsum("hsr,kr->khs", probs, masks) / masks.sum(-1)[:, None, None]
+        total = weighted.mean(1) if total is None else total + weighted.mean(1)
+    return total / MAP_HEAD_GROUPS
+
+
+def reference_attention_map(
+    q_noise: torch.Tensor, k_ref: torch.Tensor, masks: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
     """Per class k: mean over heads of (sum_j softmax(q k_ref^T / sqrt(D))[., j] * m_k[j]) / sum_j m_k[j].
 
     q_noise [1, H, S, D] (post-RoPE noisy queries), k_ref [1, H, R, D] (post-RoPE keys of the reference frame),
-    masks [K, R] -> [K, S], in q's dtype.
+    masks [K, R] -> [K, S], in q's dtype. Each query row is independent: `chunk` computes at most that many query
+    rows at a time, bounding the [H/2, rows, R] probabilities (None: all S rows at once).
     """
     if q_noise.shape[0] != 1:
         raise ValueError(
             f"multi-speaker needs hidden batch 1 (the audio batch holds the speakers), got {q_noise.shape[0]}"
         )
-    heads, dim = q_noise.shape[1], q_noise.shape[-1]
-    dtype = q_noise.dtype
-    masks = masks.to(device=q_noise.device, dtype=dtype)
-    per_group = heads // MAP_HEAD_GROUPS
-    total = torch.zeros(masks.shape[0], q_noise.shape[2], dtype=dtype, device=q_noise.device)
-    for group in range(MAP_HEAD_GROUPS):
-        sl = slice(group * per_group, (group + 1) * per_group)
-        probs = ((q_noise[0, sl] * dim**-0.5) @ k_ref[0, sl].to(dtype).transpose(-1, -2)).softmax(-1)
-        # [K, h, S] -> mean over the group's heads. As in the reference, a class whose mask covers no token gives
-        # 0/0 = NaN; argmax then picks that class (>= 2: background) for every token.
-        weighted = torch.einsum("hsr,kr->khs", probs, masks) / masks.sum(-1)[:, None, None]
-        total = total + weighted.mean(1)
-    return total / MAP_HEAD_GROUPS
+    q, k = q_noise[0], k_ref[0].to(q_noise.dtype)
+    masks = masks.to(device=q.device, dtype=q.dtype)
+    rows = q.shape[1]
+    if chunk is None or chunk >= rows:
+        return _map_rows(q, k, masks)
+    out = q.new_empty((masks.shape[0], rows))
+    for start in range(0, rows, chunk):
+        out[:, start : start + chunk] = _map_rows(q[:, start : start + chunk], k, masks)
+    return out
 
 
 def _rescale(values: torch.Tensor, low: torch.Tensor, high: torch.Tensor, target: tuple[float, float]) -> torch.Tensor:

@@ -118,11 +118,23 @@ def test_unknown_files_fail_with_a_useful_message(tmp_path: Path) -> None:
         load_wan_vae(tmp_path / "missing")
 
 
-def test_tiled_frames_stream_per_latent_frame_exactly(tiny_vae_dir: Path) -> None:
-    """Tiled decoding of frames that fit one tile runs the causal decoder frame by frame: identical uint8 frames."""
+def test_frames_stream_per_latent_frame_exactly(tiny_vae_dir: Path) -> None:
+    """decode_frames runs the causal decoder frame by frame into uint8: the frames of the whole-segment decode."""
     vae = WanVAE(load_wan_vae(tiny_vae_dir))
     latents = torch.randn(1, 16, 3, 4, 6, generator=torch.Generator().manual_seed(4))
-    whole = vae.decode_frames(latents)
-    streamed = vae.decode_frames(latents, tiled=True)
-    assert streamed.shape == (9, 32, 48, 3) and torch.equal(streamed, whole)
+    whole = pixels_to_frames(vae.decode(latents))
+    assert torch.equal(vae.decode_frames(latents), whole) and whole.shape == (9, 32, 48, 3)
+    streamed = vae.decode_frames(latents, tiled=True)  # the frame fits one tile: no tiling, as diffusers
+    assert torch.equal(streamed, whole)
     torch.testing.assert_close(vae.decode(latents), vae.decode(latents))  # the decoder cache was reset afterwards
+
+
+@pytest.mark.parametrize(("tile_px", "stride_px"), [(16, 8), (24, 16), (32, 24)])
+def test_tiled_frames_stream_tile_rows_like_diffusers(tiny_vae_dir: Path, tile_px: int, stride_px: int) -> None:
+    """Tiles decoded one at a time and blended on the host row by row give diffusers' tiled decode exactly."""
+    vae = WanVAE(load_wan_vae(tiny_vae_dir), tiling=Tiling(tile_px=tile_px, stride_px=stride_px))
+    latents = torch.randn(1, 16, 3, 5, 7, generator=torch.Generator().manual_seed(5))
+    expected = pixels_to_frames(vae.decode(latents, tiled=True))
+    tiled = vae.decode_frames(latents, tiled=True)
+    assert tiled.shape == (9, 40, 56, 3) and torch.equal(tiled, expected)
+    assert not torch.equal(tiled, vae.decode_frames(latents))  # the tiles really were blended
