@@ -35,6 +35,8 @@ async def follow_prompt(
 ) -> dict[str, Any]:
     """The prompt's /history entry once it succeeded (GenerationError otherwise); reports `done` exactly once."""
     entry = await _until_end(connection, ws, prompt_id, prompt, on_progress, poll_s)
+    if on_progress is not None:
+        on_progress(ProgressEvent("done"))
     return entry
 
 
@@ -53,8 +55,6 @@ async def _until_end(
         if data is not None and (data.get("data") or {}).get("prompt_id") in (None, prompt_id):
             raise_for_failure(data)
             if _is_end(data):
-                if on_progress is not None:
-                    on_progress(ProgressEvent("done"))
                 return await final_history(connection, prompt_id)
             event = event_from_message(data, prompt)
             if event is not None and on_progress is not None:
