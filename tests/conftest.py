@@ -11,12 +11,27 @@ from pathlib import Path
 import pytest
 
 from support.comfy_server import ComfyServer, remove_base_dir, start_server
+from support.gated_server import start_gated_server
 
 
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
     """A real ComfyUI server on 127.0.0.1 with this pack in its custom_nodes, shared by the session."""
     server = start_server(tmp_path_factory.mktemp("comfy-base"))
+    try:
+        yield server
+    finally:
+        server.stop()
+        remove_base_dir(server)
+
+
+@pytest.fixture(scope="session")
+def gated_server(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
+    """A second server for the load, soak and fault tests: small endpoint limits, the Gate node, shared tiny models."""
+    from support.avatar_graph import ensure_tiny_models  # imports torch: only when a test asks for this server
+
+    ensure_tiny_models(comfy_server.models_dir)
+    server = start_gated_server(tmp_path_factory.mktemp("comfy-gated"), comfy_server.models_dir)
     try:
         yield server
     finally:
