@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .media import audio_extension, image_extension
+from .media import audio_extension, image_extension, portrait_problem
+from .media_checks import audio_problem, portrait_for_comfyui
 from .params import GenerationParams, validate
 
 MAX_PAYLOAD_ENV = "LONGCAT_AVATAR_MAX_PAYLOAD_MB"
@@ -91,6 +92,10 @@ def _media(body: dict[str, Any]) -> tuple[bytes, str, bytes | None, str | None, 
     image_ext = image_extension(image)
     if image_ext is None:
         raise PayloadError(415, "'reference_image' is not a PNG, JPEG, WebP or BMP image")
+    problem = portrait_problem(image)
+    if problem:
+        raise PayloadError(422, f"'reference_image' {problem}")
+    image = portrait_for_comfyui(image)
     has_audio, has_text = body.get("audio") is not None, body.get("text") is not None
     if has_audio == has_text:
         raise PayloadError(400, "give exactly one of 'audio' (base64 speech) and 'text' (to speak with espeak-ng)")
@@ -103,6 +108,9 @@ def _media(body: dict[str, Any]) -> tuple[bytes, str, bytes | None, str | None, 
     audio_ext = audio_extension(audio)
     if audio_ext is None:
         raise PayloadError(415, "'audio' is not a WAV, FLAC, MP3, Ogg, M4A or WebM file")
+    problem = audio_problem(audio)
+    if problem:
+        raise PayloadError(422, f"'audio' {problem}")
     return image, image_ext, audio, audio_ext, None
 
 

@@ -15,7 +15,8 @@ from . import workflow as wf
 from .comfy_http import ComfyConnection
 from .errors import GenerationError, InvalidParametersError
 from .follow import follow_prompt
-from .media import audio_extension, image_extension, mp4_duration
+from .media import audio_extension, image_extension, mp4_duration, portrait_problem
+from .media_checks import audio_problem, portrait_for_comfyui
 from .params import GenerationParams, validate, warnings_for
 from .progress import ProgressCallback, ProgressEvent
 
@@ -54,7 +55,8 @@ def upload_name(path: Path, data: bytes, extension: str) -> str:
 
 
 def read_media(path: Path, kind: str) -> tuple[bytes, str]:
-    """The bytes of an input file and its real extension; raises InvalidParametersError naming the file."""
+    """The bytes of an input file and its real extension; InvalidParametersError naming the file and what to do
+    when it cannot be used (format, a portrait's size from its header, audio that does not decode or lasts too long)."""
     if not path.is_file():
         raise InvalidParametersError([f"{kind} file {path} does not exist"])
     data = path.read_bytes()
@@ -62,7 +64,10 @@ def read_media(path: Path, kind: str) -> tuple[bytes, str]:
     if extension is None:
         accepted = "PNG, JPEG, WebP, BMP" if kind == "image" else "WAV, FLAC, MP3, Ogg, M4A, WebM"
         raise InvalidParametersError([f"{kind} file {path} is not a format ComfyUI reads ({accepted})"])
-    return data, extension
+    problem = portrait_problem(data) if kind == "image" else audio_problem(data)
+    if problem:
+        raise InvalidParametersError([f"{kind} file {path} {problem}"])
+    return (portrait_for_comfyui(data) if kind == "image" else data), extension
 
 
 def find_video(history: dict[str, Any]) -> dict[str, Any] | None:
