@@ -93,7 +93,7 @@ def test_wait_false_gives_a_job_to_poll(server: ComfyServer, tmp_path: Path) -> 
         ({"reference_image": base64.b64encode(b"GIF89a tiny").decode()}, 415, "PNG, JPEG, WebP or BMP"),
         ({"audio": base64.b64encode(b"%PDF-1.7 not audio").decode()}, 415, "WAV, FLAC, MP3"),
         ({"audio": base64.b64encode(BROKEN_WAV).decode()}, 422, "'audio' could not be decoded as audio"),
-        ({"reference_image": base64.b64encode(bomb_png()).decode()}, 422, "400 megapixels; the limit is"),
+        ({"reference_image": base64.b64encode(bomb_png()).decode()}, 422, "(400 megapixels); the limit is"),
         ({"num_inference_steps": 101}, 422, "steps must be between 1 and 100, got 101"),
         ({"guidance_scale": 0.5}, 422, "guidance must be between 1 and 10, got 0.5"),
         ({"fps": 12}, 422, "fps must be between 15 and 30, got 12"),
