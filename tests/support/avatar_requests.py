@@ -17,14 +17,17 @@ from support.comfy_server import REPO_ROOT, ComfyServer
 ROUTE = "/longcat/avatar"
 EXAMPLES = REPO_ROOT / "examples"
 TINY = {"resolution": "32x32", "num_inference_steps": 1, "distilled": "off", "fps": 25}  # the cheapest real job
+SPEECH_S = 1  # seconds of speech per job
 POLL_S = 0.25  # how often a test reads a job's state
 JOB_WAIT_S = 600  # only a hung server takes this long for a tiny job; the test then fails saying so
 
 
 def speech(variant: int = 0) -> bytes:
-    """The example speech with `variant` samples of silence appended: different bytes, so LoadAudio runs again."""
+    """The example speech's first second (25 frames: the cheapest video) with `variant` samples of silence appended:
+    different bytes, so LoadAudio and everything after it run again."""
     with wave.open(str(EXAMPLES / "speech.wav"), "rb") as source:
-        params, frames = source.getparams(), source.readframes(source.getnframes())
+        params = source.getparams()
+        frames = source.readframes(min(params.framerate * SPEECH_S, source.getnframes()))
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as target:
         target.setparams(params)
@@ -79,6 +82,15 @@ def history(server: ComfyServer, prompt_id: str) -> dict[str, Any]:
 def load(server: ComfyServer) -> dict[str, Any]:
     """GET /longcat/avatar: active jobs, record bytes, limits."""
     return requests.get(f"{server.url}{ROUTE}", timeout=60).json()
+
+
+def wait_idle(server: ComfyServer) -> None:
+    """Wait until the endpoint holds no queued or running job (an earlier test's may still be finishing)."""
+    deadline = time.monotonic() + JOB_WAIT_S
+    while load(server)["active_jobs"]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the endpoint still holds jobs after {JOB_WAIT_S}s: {load(server)}")
+        time.sleep(POLL_S)
 
 
 def api_inputs(server: ComfyServer) -> list[Path]:

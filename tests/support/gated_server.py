@@ -11,7 +11,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,13 @@ ANY = AnyType("*")
 
 
 class LongCatTestGate:
-    """Passes its value through once <path>.open exists; writes <path>.reached when it starts waiting."""
+    """Passes its value through once <path>.open exists; writes <path>.reached when it starts waiting. The after_N
+    inputs only make it wait for more nodes, so it runs once everything a node needs is ready."""
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"path": ("STRING", {})}, "optional": {"value": (ANY,)}}
+        optional = {"value": (ANY,), **{f"after_{n}": (ANY,) for n in range(8)}}
+        return {"required": {"path": ("STRING", {})}, "optional": optional}
 
     RETURN_TYPES = (ANY,)
     FUNCTION = "wait"
@@ -58,7 +60,7 @@ class LongCatTestGate:
     def IS_CHANGED(cls, **kwargs):
         return float("nan")  # never served from the cache: every prompt waits at its gate
 
-    def wait(self, path, value=None):
+    def wait(self, path, value=None, **after):
         open(path + ".reached", "w").close()
         while not os.path.exists(path + ".open"):
             comfy.model_management.throw_exception_if_processing_interrupted()
@@ -77,9 +79,9 @@ class Gate:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / uuid.uuid4().hex
 
-    def node(self, value: list[Any] | None = None) -> dict[str, Any]:
-        """The API-format node, passing `value` ([node id, output index]) through."""
-        inputs: dict[str, Any] = {"path": str(self.path)}
+    def node(self, value: list[Any] | None = None, after: Sequence[list[Any]] = ()) -> dict[str, Any]:
+        """The API-format node, passing `value` ([node id, output index]) through once the `after` links are ready."""
+        inputs: dict[str, Any] = {"path": str(self.path), **{f"after_{n}": link for n, link in enumerate(after)}}
         if value is not None:
             inputs["value"] = value
         return {"class_type": "LongCatTestGate", "inputs": inputs}
@@ -98,13 +100,14 @@ class Gate:
 
 
 def insert_gate(prompt: dict[str, Any], before_class: str, gate: Gate) -> dict[str, Any]:
-    """A copy of `prompt` where the first linked input of the node of class `before_class` passes through `gate`."""
+    """A copy of `prompt` where the node of class `before_class` waits at `gate`: its first linked input passes
+    through the gate, which itself waits for all the node's other inputs (so everything before the node has run)."""
     prompt = {node_id: {**node, "inputs": dict(node["inputs"])} for node_id, node in prompt.items()}
     target = next(node for node in prompt.values() if node["class_type"] == before_class)
-    name, link = next((k, v) for k, v in target["inputs"].items() if isinstance(v, list) and len(v) == 2)
+    links = [(k, v) for k, v in target["inputs"].items() if isinstance(v, list) and len(v) == 2]
     gate_id = f"gate-{gate.path.name[:8]}"
-    prompt[gate_id] = gate.node(link)
-    target["inputs"][name] = [gate_id, 0]
+    prompt[gate_id] = gate.node(links[0][1], after=[link for _, link in links[1:]])
+    target["inputs"][links[0][0]] = [gate_id, 0]
     return prompt
 
 
