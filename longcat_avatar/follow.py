@@ -55,14 +55,14 @@ async def _until_end(
         if data is not None and (data.get("data") or {}).get("prompt_id") in (None, prompt_id):
             raise_for_failure(data)
             if _is_end(data):
-                return await final_history(connection, prompt_id)
+                return await _final_history(connection, prompt_id)
             event = event_from_message(data, prompt)
             if event is not None and on_progress is not None:
                 on_progress(event)
         if time.monotonic() >= next_poll:
             entry = await connection.history(prompt_id)
             if entry:
-                return checked(entry, prompt_id)
+                return _checked(entry, prompt_id)
             next_poll = time.monotonic() + poll_s
 
 
@@ -87,18 +87,18 @@ def _is_end(data: dict[str, Any]) -> bool:
     return data.get("type") == "executing" and payload.get("node") is None and payload.get("prompt_id") is not None
 
 
-async def final_history(connection: ComfyConnection, prompt_id: str) -> dict[str, Any]:
+async def _final_history(connection: ComfyConnection, prompt_id: str) -> dict[str, Any]:
     """The history entry once the prompt ended (ComfyUI records it a moment after its last message)."""
     deadline = time.monotonic() + FINAL_HISTORY_WAIT_S
     while time.monotonic() < deadline:
         entry = await connection.history(prompt_id)
         if entry:
-            return checked(entry, prompt_id)
+            return _checked(entry, prompt_id)
         await asyncio.sleep(FINAL_HISTORY_POLL_S)
     raise GenerationError(f"prompt {prompt_id} finished but ComfyUI recorded no history for it")
 
 
-def checked(entry: dict[str, Any], prompt_id: str) -> dict[str, Any]:
+def _checked(entry: dict[str, Any], prompt_id: str) -> dict[str, Any]:
     """The history entry when the prompt succeeded; raises GenerationError with the server's message otherwise."""
     status = entry.get("status", {})
     if status.get("status_str", "success") == "success":
