@@ -63,7 +63,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 async def _admit(request: web.Request) -> tuple[Job, AvatarRequest]:
     """Read, validate and queue one request within the job bound; returns the job and the request."""
-    with admitted():
+    with admitted() as slot:
         raw = await read_body(request, max_payload_bytes())
         try:
             body = json.loads(raw)
@@ -71,7 +71,7 @@ async def _admit(request: web.Request) -> tuple[Job, AvatarRequest]:
             raise PayloadError(400, f"the body is not valid JSON: {error}") from error
         parsed = parse_request(body)
         del raw, body  # the media now live in `parsed` only, and leave memory with it once written to input/
-        return await start_job(parsed), parsed
+        return await start_job(parsed, slot), parsed
 
 
 async def post_avatar(request: web.Request) -> web.Response:

@@ -88,18 +88,33 @@ def active_jobs() -> int:
     return _admitting + sum(1 for job in JOBS.values() if not job.done.is_set())
 
 
+class Slot:
+    """One admitted request's place among the endpoint's jobs, handed over to its job once that is registered."""
+
+    def __init__(self) -> None:
+        self.held = True
+
+    def hand_over(self) -> None:
+        """Stop counting the request (its job counts now, or it was refused); idempotent."""
+        global _admitting
+        if self.held:
+            self.held = False
+            _admitting -= 1
+
+
 @contextlib.contextmanager
-def admitted() -> Iterator[None]:
+def admitted() -> Iterator[Slot]:
     """Hold one of the endpoint's job slots while a request is read and queued; BusyError when none is free."""
     global _admitting
     limit = route_limits().max_jobs
     if active_jobs() >= limit:
         raise BusyError(active_jobs(), limit)
     _admitting += 1
+    slot = Slot()
     try:
-        yield
+        yield slot
     finally:
-        _admitting -= 1
+        slot.hand_over()
 
 
 def inside(folder: str | Path, path: Path) -> bool:
@@ -160,12 +175,13 @@ async def _queue(prompt: dict[str, Any], prompt_id: str) -> str:
     raise PayloadError(422 if tts_node else 503, f"the workflow was refused: {reason}")
 
 
-async def start_job(request: AvatarRequest) -> Job:
-    """Write the inputs, queue the workflow and start watching it (call inside `admitted()`)."""
+async def start_job(request: AvatarRequest, slot: Slot) -> Job:
+    """Write the inputs, queue the workflow and start watching it; the job takes over the request's slot."""
     forget_old_jobs()
     job_id = str(uuid.uuid4())
     paths, names = _write_inputs(request)
     job = JOBS[job_id] = Job(job_id, request.params, request.params.fps, paths)  # registered first: files in use
+    slot.hand_over()  # counted once: as this job from now on
     try:
         prompt = build_prompt(request, names, job_id)
         if job.fps is None:
