@@ -1,7 +1,8 @@
 """The HTTP endpoint's request: JSON fields, base64 media, formats and ranges, each refused with a status and reason.
 
 POST /longcat/avatar takes {reference_image: base64, audio: base64 | text (+ voice), num_inference_steps,
-guidance_scale (audio), text_guidance_scale, fps, seed, version, resolution, prompt, distilled, wait}.
+guidance_scale (audio), text_guidance_scale, fps, seed, version, resolution, prompt, distilled, wait,
+wait_timeout_s (at most the server's limit)}.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .media import audio_extension, image_extension
+from .media import audio_extension, image_extension, portrait_problem
+from .media_checks import audio_problem, portrait_for_comfyui
 from .params import GenerationParams, validate
 from .shared import limits
 
@@ -31,7 +33,7 @@ PARAM_FIELDS = {
     "prompt": "prompt",
     "distilled": "distilled",
 }
-OTHER_FIELDS = ("reference_image", "audio", "text", "voice", "wait")
+OTHER_FIELDS = ("reference_image", "audio", "text", "voice", "wait", "wait_timeout_s")
 DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
 
 
@@ -56,6 +58,7 @@ class AvatarRequest:
     voice: str
     params: GenerationParams
     wait: bool
+    wait_timeout_s: float | None = None  # a shorter wait than the server's limit, in seconds
 
 
 def max_payload_bytes() -> int:
@@ -89,6 +92,10 @@ def _media(body: dict[str, Any]) -> tuple[bytes, str, bytes | None, str | None, 
     image_ext = image_extension(image)
     if image_ext is None:
         raise PayloadError(415, "'reference_image' is not a PNG, JPEG, WebP or BMP image")
+    problem = portrait_problem(image)
+    if problem:
+        raise PayloadError(422, f"'reference_image' {problem}")
+    image = portrait_for_comfyui(image)
     has_audio, has_text = body.get("audio") is not None, body.get("text") is not None
     if has_audio == has_text:
         raise PayloadError(400, "give exactly one of 'audio' (base64 speech) and 'text' (to speak with espeak-ng)")
@@ -101,6 +108,9 @@ def _media(body: dict[str, Any]) -> tuple[bytes, str, bytes | None, str | None, 
     audio_ext = audio_extension(audio)
     if audio_ext is None:
         raise PayloadError(415, "'audio' is not a WAV, FLAC, MP3, Ogg, M4A or WebM file")
+    problem = audio_problem(audio)
+    if problem:
+        raise PayloadError(422, f"'audio' {problem}")
     return image, image_ext, audio, audio_ext, None
 
 
@@ -125,7 +135,10 @@ def parse_request(body: Any) -> AvatarRequest:
         raise PayloadError(422, f"'voice' must be an espeak-ng voice name like en-us or de+f3, got {voice!r}")
     if not isinstance(wait, bool):
         raise PayloadError(422, f"'wait' must be true or false, got {wait!r}")
-    return AvatarRequest(image, image_ext, audio, audio_ext, text, voice, params.with_seed(), wait)
+    timeout = body.get("wait_timeout_s")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise PayloadError(422, f"'wait_timeout_s' must be a positive number of seconds, got {timeout!r}")
+    return AvatarRequest(image, image_ext, audio, audio_ext, text, voice, params.with_seed(), wait, timeout)
 
 
 def _suggest(key: str) -> str:

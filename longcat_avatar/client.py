@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import time
@@ -12,19 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from . import workflow as wf
 from .comfy_http import ComfyConnection
-from .errors import GenerationError, InvalidParametersError, ServerUnavailableError
-from .media import audio_extension, image_extension, mp4_duration
+from .errors import GenerationError, InvalidParametersError
+from .follow import follow_prompt
+from .media import audio_extension, image_extension, mp4_duration, portrait_problem
+from .media_checks import audio_problem, portrait_for_comfyui
 from .params import VERSIONS, GenerationParams, validate, warnings_for
-from .progress import ProgressCallback, ProgressEvent, event_from_message, raise_for_failure
+from .progress import ProgressCallback, ProgressEvent
 
 log = logging.getLogger("longcat_avatar")
 
 UPLOAD_SUBFOLDER = "longcat_avatar"  # inside ComfyUI's input folder, so client uploads stay together
-HISTORY_POLL_S = 2.0  # how often /history is checked when the WebSocket is quiet (a dropped socket is survived)
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,8 @@ def upload_name(path: Path, data: bytes, extension: str) -> str:
 
 
 def read_media(path: Path, kind: str) -> tuple[bytes, str]:
-    """The bytes of an input file and its real extension; raises InvalidParametersError naming the file."""
+    """The bytes of an input file and its real extension; InvalidParametersError naming the file and what to do
+    when it cannot be used (format, a portrait's size from its header, audio that does not decode or lasts too long)."""
     if not path.is_file():
         raise InvalidParametersError([f"{kind} file {path} does not exist"])
     data = path.read_bytes()
@@ -65,7 +64,10 @@ def read_media(path: Path, kind: str) -> tuple[bytes, str]:
     if extension is None:
         accepted = "PNG, JPEG, WebP, BMP" if kind == "image" else "WAV, FLAC, MP3, Ogg, M4A, WebM"
         raise InvalidParametersError([f"{kind} file {path} is not a format ComfyUI reads ({accepted})"])
-    return data, extension
+    problem = portrait_problem(data) if kind == "image" else audio_problem(data)
+    if problem:
+        raise InvalidParametersError([f"{kind} file {path} {problem}"])
+    return (portrait_for_comfyui(data) if kind == "image" else data), extension
 
 
 def find_video(history: dict[str, Any]) -> dict[str, Any] | None:
@@ -208,7 +210,7 @@ class AvatarGenerator:
             on_progress(ProgressEvent("queued"))
         try:
             history = await asyncio.wait_for(
-                self._follow(connection, ws, prompt, prompt_id, on_progress), self.timeout_s
+                follow_prompt(connection, ws, prompt_id, prompt, on_progress), self.timeout_s
             )
         except asyncio.TimeoutError as error:
             await connection.interrupt(prompt_id)
@@ -219,44 +221,6 @@ class AvatarGenerator:
         finally:
             await ws.close()
         return prompt_id, history
-
-    async def _follow(
-        self,
-        connection: ComfyConnection,
-        ws: aiohttp.ClientWebSocketResponse,
-        prompt: dict[str, Any],
-        prompt_id: str,
-        on_progress: ProgressCallback | None,
-    ) -> dict[str, Any]:
-        """Read /ws until the prompt ends (checking /history when the socket is quiet); return its history."""
-        while True:
-            try:
-                message = await ws.receive(timeout=HISTORY_POLL_S)
-            except asyncio.TimeoutError:
-                message = None
-            if message is not None and message.type == aiohttp.WSMsgType.TEXT:
-                data = json.loads(message.data)
-                if (data.get("data") or {}).get("prompt_id") in (None, prompt_id):
-                    raise_for_failure(data)
-                    event = event_from_message(data, prompt)
-                    if event is not None and on_progress is not None:
-                        on_progress(event)
-                    if data.get("type") == "execution_success":
-                        return await self._final_history(connection, prompt_id)
-            elif message is not None and message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                raise ServerUnavailableError(connection.url, "the WebSocket closed while the prompt ran")
-            entry = await connection.history(prompt_id) if message is None else {}
-            if entry:
-                return _checked(entry, prompt_id)
-
-    async def _final_history(self, connection: ComfyConnection, prompt_id: str) -> dict[str, Any]:
-        """The history entry right after execution_success (it is written a moment later)."""
-        for _ in range(100):  # up to ~10 s
-            entry = await connection.history(prompt_id)
-            if entry:
-                return _checked(entry, prompt_id)
-            await asyncio.sleep(0.1)
-        raise GenerationError(f"prompt {prompt_id} finished but ComfyUI recorded no history for it")
 
 
 def _warn_ignored(prompt: dict[str, Any], params: GenerationParams) -> None:
@@ -272,14 +236,3 @@ def _warn_ignored(prompt: dict[str, Any], params: GenerationParams) -> None:
         )
     for warning in warnings_for(params):
         log.warning(warning)
-
-
-def _checked(entry: dict[str, Any], prompt_id: str) -> dict[str, Any]:
-    """The history entry when the prompt succeeded; raises GenerationError with the server's message otherwise."""
-    status = entry.get("status", {})
-    if status.get("status_str", "success") == "success":
-        return entry
-    for kind, data in status.get("messages", []):
-        if kind in ("execution_error", "execution_interrupted"):
-            raise_for_failure({"type": kind, "data": data})
-    raise GenerationError(f"prompt {prompt_id} ended with status {status.get('status_str')}")

@@ -12,7 +12,7 @@ from .errors import GenerationError
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """One step of a generation: kind is queued, node, progress, cached or done."""
+    """One step of a generation: kind is queued, started, node, progress, cached or done."""
 
     kind: str
     node_id: str | None = None
@@ -37,9 +37,7 @@ def event_from_message(message: dict[str, Any], workflow: dict[str, Any]) -> Pro
         return ProgressEvent("progress", str(node), class_type, int(data.get("value", 0)), int(data.get("max", 0)))
     if kind == "execution_cached" and data.get("nodes"):
         return ProgressEvent("cached", value=len(data["nodes"]))
-    if kind == "execution_success":
-        return ProgressEvent("done")
-    return None
+    return None  # execution_success included: follow_prompt reports `done` once, however it learns of the end
 
 
 def raise_for_failure(message: dict[str, Any]) -> None:

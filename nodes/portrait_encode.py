@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from comfy_api.latest import io
 
-from ..pipeline.limits import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE
+from ..pipeline.limits import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, portrait_size_problem
 from ..pipeline.portrait import Portrait, encode_portrait, prepare_portrait
 from ..pipeline.resolution import RESOLUTION_MODES
 from .choices import check_choices
@@ -98,6 +98,9 @@ class PortraitEncode(io.ComfyNode):
         """Crop (or just size, without image) and encode."""
         if image is not None and (image.dim() != 4 or image.shape[0] < 1 or image.shape[-1] not in (1, 3, 4)):
             raise ValueError(f"LongCat Avatar Portrait Encode: 'image' must be an IMAGE, got {tuple(image.shape)}")
+        problem = None if image is None else portrait_size_problem(int(image.shape[2]), int(image.shape[1]))
+        if problem:
+            raise ValueError(f"LongCat Avatar Portrait Encode: the portrait {problem}.")
         if image is not None and image.shape[0] > 1:
             log.warning("LongCat Avatar: the IMAGE holds %d pictures; the first one is the portrait", image.shape[0])
         try:

@@ -12,12 +12,13 @@ from .portrait_encode import PortraitEncode
 from .sampler import AvatarSampler
 from .text_encode import TextEncode
 from .tts import TextToSpeech
-from .video_combine import VideoCombine
+from .video_combine import VideoCombine, remove_interrupted_writes
 
 
 def all_nodes() -> list[type[Any]]:
     """Every node class of the pack, in menu order."""
     register_folders()
+    remove_interrupted_writes()
     return [
         *LOADERS,
         PortraitEncode,

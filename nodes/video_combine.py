@@ -13,9 +13,10 @@ from comfy_api.latest import InputImpl, io, ui
 
 from ..pipeline.limits import MAX_FPS, MIN_FPS
 from ..pipeline.versions import native_fps_text
+from ..pipeline.video.atomic_file import remove_stale_partials
 from ..pipeline.video.audio_fit import AudioMuxError, audio_dict_to_array, fit_to_duration, to_aac_rate
 from ..pipeline.video.framerate import FRAME_RATE_MODES, fit_to_audio_count, iter_frame_rate
-from ..pipeline.video.mux import Mp4Settings, claim_unique_path, write_mp4
+from ..pipeline.video.mux import Mp4Settings, save_mp4
 from .choices import check_choices
 from .types import CATEGORY
 
@@ -138,12 +139,8 @@ class VideoCombine(io.ComfyNode):
         folder, stem, counter, subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, output_dir, images.shape[2], images.shape[1]
         )
-        path = claim_unique_path(folder, stem, counter)
-        try:
-            write_mp4(path, frames, frame_rate, soundtrack, cls._metadata(), Mp4Settings(crf=float(crf)))
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        settings = Mp4Settings(crf=float(crf))
+        path = save_mp4(folder, stem, counter, frames, frame_rate, soundtrack, cls._metadata(), settings)
         log.info("LongCat Avatar: wrote %s (%d frames at %g fps, %.2f s)", path, count, frame_rate, duration)
         relative = str(Path(subfolder, path.name).as_posix())
         preview = ui.PreviewVideo([ui.SavedResult(path.name, subfolder, io.FolderType.output)])
@@ -160,3 +157,10 @@ class VideoCombine(io.ComfyNode):
         for key, value in (cls.hidden.extra_pnginfo or {}).items():
             metadata[key] = json.dumps(value)
         return metadata
+
+
+def remove_interrupted_writes() -> None:
+    """At start-up: delete the hidden temporary videos a killed server left anywhere in output/."""
+    removed = remove_stale_partials(folder_paths.get_output_directory(), recursive=True)
+    if removed:
+        log.info("LongCat Avatar: removed %d unfinished video file(s) left by an interrupted run", len(removed))

@@ -15,3 +15,18 @@ SIZE_MULTIPLE = 16  # 8x VAE downsampling times the DiT's 2x2 patches
 MIN_SIZE = SIZE_MULTIPLE  # one 2x2 patch of latents: the smallest frame the VAE and the DiT accept
 MAX_SIZE = 2048  # far beyond the 720p buckets the model was trained on; this only guards against typos
 MAX_TEXT_CHARS = 20_000  # ~20 minutes of speech: far beyond one avatar video, stops accidental pastes of whole books
+MAX_PORTRAIT_PIXELS = 100_000_000  # above 48-64 MP camera photos; a larger header is a decompression bomb, not a face
+MIN_PORTRAIT_SIDE = 32  # a smaller portrait holds no face worth animating
+MAX_AUDIO_S = 600.0  # ten minutes: longer speech makes a video whose frames alone outgrow a workstation's memory
+
+
+def portrait_size_problem(width: int, height: int) -> str | None:
+    """Why a portrait of this size cannot be used (too many pixels, or too small to hold a face), or None."""
+    if width * height > MAX_PORTRAIT_PIXELS:
+        return (
+            f"is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); the limit is "
+            f"{MAX_PORTRAIT_PIXELS / 1e6:.0f} megapixels: scale it down (the video is at most 720p anyway)"
+        )
+    if min(width, height) < MIN_PORTRAIT_SIDE:
+        return f"is {width}x{height} pixels; give a portrait at least {MIN_PORTRAIT_SIDE} pixels on each side"
+    return None

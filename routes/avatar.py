@@ -1,22 +1,41 @@
-"""aiohttp handlers of POST /longcat/avatar (a talking video from base64 media) and GET /longcat/avatar/{job_id}.
+"""aiohttp handlers of POST /longcat/avatar (a talking video from base64 media), GET /longcat/avatar/{job_id} and
+GET /longcat/avatar (the endpoint's load and limits).
 
 With `"wait": true` (the default) the answer is the finished video: 200 {video: base64 MP4, seed, duration_s, fps,
-job_id, filename}. With `"wait": false` it is 202 {job_id, status_url}; GET the status URL until `status` is
-`success` (then it carries the same fields) or `error`. Refusals are 4xx {error: reason}; a server without the model
-files answers 503; a failed generation 500.
+job_id, filename}; after LONGCAT_AVATAR_WAIT_TIMEOUT_S (or the request's shorter wait_timeout_s) it is 408 and the
+job is cancelled. With `"wait": false` it is 202 {job_id, status_url}; GET the status URL until `status` is
+`success` (then it carries the same fields) or `error`.
+Refusals are 4xx {error: reason}; too many jobs at once 429 with Retry-After; a server without the model files 503;
+a failed generation 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import base64
 import json
 import logging
 
 from aiohttp import web
 from server import PromptServer
 
-from ..longcat_avatar.api_payload import PayloadError, max_payload_bytes, parse_request
+from ..longcat_avatar.api_payload import AvatarRequest, PayloadError, max_payload_bytes, parse_request
 from ..longcat_avatar.errors import WorkflowError
-from .jobs import JOBS, start_job
+from .jobs import (
+    JOBS,
+    BusyError,
+    Job,
+    active_jobs,
+    admitted,
+    cancel,
+    forget_old_jobs,
+    read_video,
+    record_bytes,
+    remove_all_inputs,
+    start_job,
+)
+from .limits import CANCEL_GRACE_S, route_limits
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +43,8 @@ ROUTE = "/longcat/avatar"
 CHUNK_BYTES = 1 << 20  # read the body 1 MiB at a time so the size limit holds without buffering more
 
 
-def _error(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
+def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": reason}, status=status, headers=headers)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -42,39 +61,104 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def post_avatar(request: web.Request) -> web.Response:
-    """Validate, queue, and answer the video (or a job id when wait is false)."""
-    try:
+async def _admit(request: web.Request) -> tuple[Job, AvatarRequest]:
+    """Read, validate and queue one request within the job bound; returns the job and the request."""
+    with admitted() as slot:
         raw = await read_body(request, max_payload_bytes())
         try:
             body = json.loads(raw)
         except ValueError as error:
             raise PayloadError(400, f"the body is not valid JSON: {error}") from error
         parsed = parse_request(body)
-        job = await start_job(parsed)
+        del raw, body  # the media now live in `parsed` only, and leave memory with it once written to input/
+        return await start_job(parsed, slot), parsed
+
+
+async def post_avatar(request: web.Request) -> web.Response:
+    """Validate, queue, and answer the video (or a job id when wait is false)."""
+    try:
+        job, parsed = await _admit(request)
+    except BusyError as error:
+        return _error(error.status, error.reason, error.headers)
     except PayloadError as error:
         return _error(error.status, error.reason)
     except WorkflowError as error:
         return _error(503, str(error))
     if not parsed.wait:
         return web.json_response({"job_id": job.job_id, "status_url": f"{ROUTE}/{job.job_id}"}, status=202)
-    await job.done.wait()
+    limit = min(route_limits().wait_timeout_s, parsed.wait_timeout_s or float("inf"))
+    del parsed  # its media are in input/ now; a long wait must not hold them in memory
+    try:
+        await asyncio.wait_for(asyncio.shield(job.done.wait()), limit)
+    except asyncio.TimeoutError:
+        return await _time_out(job, limit)
+    return _answer(job)
+
+
+async def _time_out(job: Job, limit: float) -> web.Response:
+    """Cancel a job that outlived the wait limit; 408 once its prompt stopped (its inputs are then removed)."""
+    await cancel(job)
+    try:
+        await asyncio.wait_for(asyncio.shield(job.done.wait()), CANCEL_GRACE_S)
+    except asyncio.TimeoutError:
+        log.warning("LongCat Avatar: job %s did not stop within %ss of its cancel", job.job_id, CANCEL_GRACE_S)
+    job.error = f"no result within {limit:g} s (the wait limit); the job was cancelled"
+    reason = (
+        f'{job.error}. Use "wait": false and poll the status URL for long generations, or set '
+        "LONGCAT_AVATAR_WAIT_TIMEOUT_S on the server"
+    )
+    return web.json_response({"job_id": job.job_id, "status": "error", "error": reason}, status=408)
+
+
+def _answer(job: Job, failed_status: int = 500) -> web.Response:
+    """The job's record; with the video once it succeeded (410 when the file was deleted from output/)."""
+    state = job.describe()
     if job.status != "success":
-        return web.json_response(job.describe(), status=500)
-    return web.json_response(job.describe())
+        return web.json_response(state, status=failed_status if job.done.is_set() else 200)
+    video = read_video(job)
+    if video is None:
+        return _error(410, f"the video {job.filename} is no longer in ComfyUI's output folder")
+    return web.json_response({**state, "video": base64.b64encode(video).decode("ascii")})
 
 
 async def get_job(request: web.Request) -> web.Response:
     """The state of a job started with wait=false (the video once it succeeded)."""
+    forget_old_jobs()
     job = JOBS.get(request.match_info["job_id"])
     if job is None:
-        return _error(404, "no such job (finished jobs are kept for the last 100 requests)")
-    return web.json_response(job.describe())
+        ttl = route_limits().record_ttl_s
+        return _error(404, f"no such job (finished jobs are kept for {ttl:g} s, fewer when many finish at once)")
+    return _answer(job, failed_status=200)  # the GET itself succeeded; the record says the job failed
+
+
+async def get_load(request: web.Request) -> web.Response:
+    """How many jobs the endpoint holds, the bytes of its finished records, and its limits."""
+    forget_old_jobs()
+    limits = route_limits()
+    finished = sum(1 for job in JOBS.values() if job.done.is_set())
+    return web.json_response(
+        {
+            "active_jobs": active_jobs(),
+            "finished_records": finished,
+            "record_bytes": record_bytes(),
+            "limits": {
+                "max_jobs": limits.max_jobs,
+                "max_record_bytes": limits.max_record_bytes,
+                "record_ttl_s": limits.record_ttl_s,
+                "wait_timeout_s": limits.wait_timeout_s,
+            },
+        }
+    )
 
 
 def register() -> None:
-    """Add the routes to the running ComfyUI server."""
+    """Add the routes to the running ComfyUI server; clear inputs a previous (killed) server left behind."""
+    removed = remove_all_inputs()
+    if removed:
+        log.info("LongCat Avatar: removed %d input file(s) left by an earlier run", removed)
+    atexit.register(remove_all_inputs)  # a normal exit (Ctrl-C) ends the unfinished jobs: their inputs go too
     routes = PromptServer.instance.routes
     routes.post(ROUTE)(post_avatar)
+    routes.get(ROUTE)(get_load)
     routes.get(ROUTE + "/{job_id}")(get_job)
     log.info("LongCat Avatar: HTTP endpoint POST %s registered", ROUTE)

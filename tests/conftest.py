@@ -1,12 +1,17 @@
-"""Shared pytest fixtures. The repository root and tests/ are importable (pyproject `pythonpath`)."""
+"""Shared pytest fixtures and the suite's guards (a time limit per test, minimum test counts for a whole-suite run).
+The repository root and tests/ are importable (pyproject `pythonpath`)."""
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from support.comfy_server import ComfyServer, remove_base_dir, start_server
+from support.gated_server import start_gated_server
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +23,47 @@ def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServ
     finally:
         server.stop()
         remove_base_dir(server)
+
+
+@pytest.fixture(scope="session")
+def gated_server(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
+    """A second server for the load, soak and fault tests: small endpoint limits, the Gate node, shared tiny models."""
+    from support.avatar_graph import ensure_tiny_models  # imports torch: only when a test asks for this server
+
+    ensure_tiny_models(comfy_server.models_dir)
+    server = start_gated_server(tmp_path_factory.mktemp("comfy-gated"), comfy_server.models_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        remove_base_dir(server)
+
+
+UNIT_TIMEOUT_S = 600  # the slowest unit/parity test takes about a minute on a busy 2-core machine; beyond this it hung
+SERVER_TIMEOUT_S = 900  # a server test may also start ComfyUI and build the tiny models (~5 min seen under load)
+MIN_TESTS_ENV = "LONGCAT_MIN_TESTS"  # .ci/run sets it for a whole-suite run: "unit=300,parity=110,comfy=70"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A time limit per test (pytest-timeout): the server tests' longer one, unless a test sets its own."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return  # a developer environment without pytest-timeout: no limits
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            limit = SERVER_TIMEOUT_S if item.get_closest_marker("comfy") else UNIT_TIMEOUT_S
+            item.add_marker(pytest.mark.timeout(limit))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop a whole-suite run that collected fewer tests in a folder than $LONGCAT_MIN_TESTS requires."""
+    wanted = os.environ.get(MIN_TESTS_ENV, "").strip()
+    if not wanted:
+        return
+    counts = Counter(Path(item.path).relative_to(session.config.rootpath).parts[1] for item in session.items)
+    problems = []
+    for entry in wanted.split(","):
+        folder, minimum = entry.split("=")
+        if counts[folder.strip()] < int(minimum):
+            problems.append(f"tests/{folder.strip()}: {counts[folder.strip()]} < {minimum}")
+    if problems:
+        pytest.exit(f"too few tests collected ({'; '.join(problems)}): a test file stopped being collected?", 1)

@@ -1,9 +1,9 @@
-"""Write frames and a soundtrack to an MP4: H.264 (libx264, yuv420p, CRF) + AAC, with metadata tags, via PyAV."""
+"""Write frames and a soundtrack to an MP4: H.264 (libx264, yuv420p, CRF) + AAC, with metadata tags, via PyAV;
+`save_mp4` makes it appear in its folder whole or not at all."""
 
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -12,6 +12,8 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+
+from .atomic_file import partial_file, publish
 
 AUDIO_CHUNK = 1024  # AAC encodes frames of 1024 samples; feeding that size avoids partial frames in the middle
 
@@ -104,14 +106,20 @@ def _encode_audio(output, stream, audio: tuple[np.ndarray, int], start: int, sto
     return max(start, end)
 
 
-def claim_unique_path(folder: str | Path, stem: str, counter: int, extension: str = ".mp4") -> Path:
-    """Create and return `<folder>/<stem>_<counter:05>_<ext>`, moving the counter on until the name is new."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    while True:
-        candidate = folder / f"{stem}_{counter:05}_{extension}"
-        try:  # O_EXCL: atomic, so two prompts writing at once can never get the same file
-            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            return candidate
-        except FileExistsError:
-            counter += 1
+def save_mp4(
+    folder: str | Path,
+    stem: str,
+    counter: int,
+    frames: torch.Tensor | Iterable[torch.Tensor],
+    fps: float,
+    audio: tuple[np.ndarray, int] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    settings: Mp4Settings | None = None,
+) -> Path:
+    """Encode into a hidden temporary file in `folder`, then name it `<stem>_<counter:05>_.mp4` (the first free one).
+
+    The video appears whole or not at all: a failure or a kill while encoding leaves no file under a final name.
+    """
+    with partial_file(folder) as partial:
+        write_mp4(partial, frames, fps, audio, metadata, settings)
+        return publish(partial, stem, counter, ".mp4")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import wave
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def test_client_generate_reports_progress_and_downloads_the_mp4(server: ComfySer
     sampler = next(n for n in embedded.values() if n["class_type"] == "LongCatAvatarSampler")
     assert sampler["inputs"]["seed"] == SEED
     kinds = [e.kind for e in events]
-    assert kinds[0] == "queued" and kinds[-1] == "done"
+    assert kinds[0] == "queued" and kinds[-1] == "done" and kinds.count("done") == 1
     if "cached" not in kinds:  # a first run (not served from ComfyUI's cache) reports every node and step
         ran = {e.class_type for e in events if e.kind == "node"}
         assert {"LoadImage", "LoadAudio", "LongCatAvatarSampler", "LongCatAvatarVideoCombine"} <= ran
@@ -83,6 +84,12 @@ def test_cli_generate(server: ComfyServer, tmp_path: Path) -> None:
 def test_cli_batch_keeps_going_past_bad_jobs(server: ComfyServer, tmp_path: Path) -> None:
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4)  # a WAV header, then garbage
+    too_slow = tmp_path / "500hz.wav"  # decodes, so it is sent; the audio encoder refuses 500 samples per second
+    with wave.open(str(too_slow), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(500)
+        handle.writeframes(b"\0\1" * 500)
     job = {"referenceImage": str(EXAMPLES / "portrait.png"), "audio": str(EXAMPLES / "speech.wav"),
            "seed": SEED, "resolution": RESOLUTION}  # fmt: skip
     config = tmp_path / "jobs.json"
@@ -92,21 +99,23 @@ def test_cli_batch_keeps_going_past_bad_jobs(server: ComfyServer, tmp_path: Path
                 {**job, "output": "out/first.mp4"},
                 {**job, "output": "out/invalid.mp4", "numInferenceSteps": 500},
                 {**job, "output": "out/16fps.mp4", "fps": 16},  # ComfyUI's cache: only Video Combine runs again
-                {**job, "output": "out/failing.mp4", "audio": str(broken)},
+                {**job, "output": "out/broken.mp4", "audio": str(broken)},
+                {**job, "output": "out/failing.mp4", "audio": str(too_slow)},
             ]
         )
     )
     result = cli("batch", "--config", str(config), "--server", server.url)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "job 2 is invalid: steps must be between 1 and 100, got 500" in result.stderr
+    assert f"job 4 is invalid: audio file {broken} could not be decoded as audio" in result.stderr  # our words
     summary = result.stdout[result.stdout.index("Batch summary:") :]
     assert "job 1: ok" in summary and "job 2: invalid" in summary and "job 3: ok" in summary
-    assert "job 4: failed" in summary and "LoadAudio" in summary
-    assert "2 ok, 1 failed, 1 invalid" in summary
+    assert "job 4: invalid" in summary and "job 5: failed" in summary and "LongCatAvatarAudioEncode" in summary
+    assert "2 ok, 1 failed, 2 invalid" in summary
     speech_s = wav_duration(EXAMPLES / "speech.wav")
     assert_talking_video(tmp_path / "out" / "first.mp4", speech_s, 25.0)
     assert_talking_video(tmp_path / "out" / "16fps.mp4", speech_s, 16.0)
-    assert not (tmp_path / "out" / "invalid.mp4").exists() and not (tmp_path / "out" / "failing.mp4").exists()
+    assert not [p.name for p in (tmp_path / "out").iterdir() if p.name not in ("first.mp4", "16fps.mp4")]
 
 
 def test_a_refused_workflow_is_a_readable_error(server: ComfyServer, tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ job route), 4xx with a reason for every kind of bad request, and files only in C
 from __future__ import annotations
 
 import base64
+import io
 import time
+import wave
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import requests
 
 from longcat_avatar.api_payload import DEFAULT_MAX_PAYLOAD_MB
 from support.avatar_graph import ensure_tiny_models, wav_duration
+from support.bad_media import bomb_png
 from support.comfy_server import REPO_ROOT, ComfyServer
 from support.video_probe import probe
 
@@ -22,6 +25,7 @@ IMAGE = base64.b64encode((EXAMPLES / "portrait.png").read_bytes()).decode()
 AUDIO = base64.b64encode((EXAMPLES / "speech.wav").read_bytes()).decode()
 VALID = {"reference_image": IMAGE, "audio": AUDIO, "seed": 77, "fps": 25, "resolution": "64x96"}
 ROUTE = "/longcat/avatar"
+BROKEN_WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4  # looks like a WAV, decodes to nothing
 ALLOWED_TOP = {"input", "output", "temp", "user", "models", "custom_nodes", "server.log"}  # what ComfyUI itself owns
 
 
@@ -88,6 +92,8 @@ def test_wait_false_gives_a_job_to_poll(server: ComfyServer, tmp_path: Path) -> 
         ({"audio": "QUJD!"}, 400, "'audio' is not valid base64"),
         ({"reference_image": base64.b64encode(b"GIF89a tiny").decode()}, 415, "PNG, JPEG, WebP or BMP"),
         ({"audio": base64.b64encode(b"%PDF-1.7 not audio").decode()}, 415, "WAV, FLAC, MP3"),
+        ({"audio": base64.b64encode(BROKEN_WAV).decode()}, 422, "'audio' could not be decoded as audio"),
+        ({"reference_image": base64.b64encode(bomb_png()).decode()}, 422, "(400 megapixels); the limit is"),
         ({"num_inference_steps": 101}, 422, "steps must be between 1 and 100, got 101"),
         ({"guidance_scale": 0.5}, 422, "guidance must be between 1 and 10, got 0.5"),
         ({"fps": 12}, 422, "fps must be between 15 and 30, got 12"),
@@ -143,10 +149,18 @@ def test_what_the_server_cannot_run_answers_503(server: ComfyServer) -> None:
 
 
 def test_a_failing_generation_answers_500_with_the_node(server: ComfyServer) -> None:
-    broken = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4  # looks like a WAV, decodes to nothing
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as handle:  # decodes fine, but no speech fits in 500 samples per second
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(500)
+        handle.writeframes(b"\0\1" * 500)
     before = _files(server.base_dir)
-    response = _post(server, {**VALID, "audio": base64.b64encode(broken).decode()})
+    response = _post(server, {**VALID, "audio": base64.b64encode(buffer.getvalue()).decode()})
     assert response.status_code == 500
     answer = response.json()
-    assert answer["status"] == "error" and answer["error"].startswith("the generation failed in LoadAudio")
+    assert answer["status"] == "error" and answer["error"].startswith(
+        "the generation failed in LongCatAvatarAudioEncode"
+    )
+    assert "at least 1000 Hz" in answer["error"]
     assert _files(server.base_dir) == before  # its input files are removed too

@@ -11,7 +11,7 @@ import torch
 
 from pipeline.video.audio_fit import AudioMuxError, audio_dict_to_array, fit_to_duration, to_aac_rate
 from pipeline.video.framerate import convert_frame_rate
-from pipeline.video.mux import Mp4Settings, claim_unique_path, write_mp4
+from pipeline.video.mux import Mp4Settings, save_mp4, write_mp4
 from support.video_probe import decode_audio, decode_frames, probe
 
 
@@ -90,12 +90,13 @@ def test_audio_dict_is_normalised_for_aac() -> None:
             audio_dict_to_array(bad)
 
 
-def test_unique_paths_never_overwrite(tmp_path: Path) -> None:
-    first = claim_unique_path(tmp_path / "sub", "avatar", 1)
-    first.write_bytes(b"keep")
-    second = claim_unique_path(tmp_path / "sub", "avatar", 1)
+def test_saved_videos_never_overwrite(tmp_path: Path) -> None:
+    first = save_mp4(tmp_path / "sub", "avatar", 1, torch.zeros(2, 16, 16, 3), 25)
+    kept = first.read_bytes()
+    second = save_mp4(tmp_path / "sub", "avatar", 1, torch.ones(2, 16, 16, 3), 25)
     assert first.name == "avatar_00001_.mp4" and second.name == "avatar_00002_.mp4"
-    assert first.read_bytes() == b"keep" and second.exists()
+    assert first.read_bytes() == kept and probe(second).frame_count == 2
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [first.name, second.name]
 
 
 def test_empty_frames_are_refused(tmp_path: Path) -> None:
