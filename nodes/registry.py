@@ -13,6 +13,7 @@ from .sampler import AvatarSampler
 from .text_encode import TextEncode
 from .tts import TextToSpeech
 from .video_combine import VideoCombine
+from .vocal_separation import VocalSeparation
 
 
 def all_nodes() -> list[type[Any]]:
@@ -27,4 +28,5 @@ def all_nodes() -> list[type[Any]]:
         Decode,
         VideoCombine,
         TextToSpeech,
+        VocalSeparation,
     ]

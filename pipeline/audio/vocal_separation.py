@@ -82,8 +82,8 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
-def _providers(ort: Any) -> list[str]:
-    available = set(ort.get_available_providers())
+def _providers(ort: Any, accelerated: bool) -> list[str]:
+    available = set(ort.get_available_providers()) if accelerated else set()
     return [p for p in PREFERRED_PROVIDERS if p in available] + ["CPUExecutionProvider"]
 
 
@@ -176,14 +176,19 @@ class VocalSeparator:
         return Stems(vocals.astype(np.float32), rest.astype(np.float32), p.sample_rate)
 
 
-def load_vocal_separator(path: str | Path, params: MdxParams = KIM_VOCAL_2) -> VocalSeparator:
-    """An onnxruntime session of an MDX-Net ONNX file whose input is `[batch, 4, dim_f, dim_t]` as `params` say."""
+def load_vocal_separator(
+    path: str | Path, params: MdxParams = KIM_VOCAL_2, accelerated: bool = False
+) -> VocalSeparator:
+    """An onnxruntime session of an MDX-Net ONNX file whose input is `[batch, 4, dim_f, dim_t]` as `params` say.
+
+    `accelerated`: use a GPU execution provider when this onnxruntime has one (else, and always as a fallback, the CPU).
+    """
     path = Path(path)
     ort = import_onnxruntime()
     if not path.is_file():
         raise VocalSeparatorError(f"the vocal separator model {path} does not exist")
     try:
-        session = ort.InferenceSession(str(path), providers=_providers(ort))
+        session = ort.InferenceSession(str(path), providers=_providers(ort, accelerated))
     except Exception as error:  # onnxruntime raises its own exception types for unreadable or invalid files
         raise VocalSeparatorError(f"{path} is not a readable ONNX model: {error}") from error
     expected = [4, params.dim_f, params.dim_t]

@@ -83,8 +83,9 @@ class PromptRun:
 class ComfyServer:
     """A ComfyUI process with its own base directory, plus small helpers for its API."""
 
-    def __init__(self, base_dir: Path, port: int | None = None) -> None:
+    def __init__(self, base_dir: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.comfy_dir = find_comfyui_dir()
+        self.env = env or {}  # added to (or overriding) the server's environment
         self.base_dir = base_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -121,7 +122,7 @@ class ComfyServer:
             "--base-directory", str(self.base_dir), "--database-url", "sqlite:///:memory:",
             "--disable-auto-launch",
         ]  # fmt: skip
-        env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1") | self.env
         log = self.log_path.open("wb")
         self._process = subprocess.Popen(command, cwd=self.comfy_dir, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()
