@@ -1,7 +1,7 @@
 """The HTTP endpoint's request: JSON fields, base64 media, formats and ranges, each refused with a status and reason.
 
 POST /longcat/avatar takes {reference_image: base64, audio: base64 | text (+ voice), num_inference_steps,
-guidance_scale (audio), text_guidance_scale, fps, seed, version, resolution, prompt, distilled, wait}.
+guidance_scale (audio), text_guidance_scale, fps, seed, version, resolution, prompt, distilled, separate_vocals, wait}.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ PARAM_FIELDS = {
     "resolution": "resolution",
     "prompt": "prompt",
     "distilled": "distilled",
+    "separate_vocals": "separate_vocals",
 }
 OTHER_FIELDS = ("reference_image", "audio", "text", "voice", "wait")
 DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)

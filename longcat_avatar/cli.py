@@ -56,6 +56,13 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
         help="v1.5 distilled 8-step sampling: auto (default workflow: on with its LoRA), on, or off (full sampling "
         "with --steps/--guidance, LoRA removed)",
     )
+    add(
+        "--separate-vocals",
+        action=argparse.BooleanOptionalAction,
+        help="features from the voice separated from music and noise (Kim_Vocal_2.onnx on the server, as the "
+        "official demos do; the video keeps the original audio). Default: the workflow's (on for recordings, off "
+        "for --text)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +121,7 @@ def _params(args: argparse.Namespace) -> GenerationParams:
         args.resolution,
         args.prompt,
         args.distilled,
+        args.separate_vocals,
     )
 
 

@@ -16,6 +16,8 @@ from comfy_api.latest import io
 
 from ..pipeline.audio.input import audio_channels
 from ..pipeline.audio.vocal_separation import Stems, VocalSeparatorError, load_vocal_separator
+from ..pipeline.model_catalogue import SEPARATION_AUTO as AUTO
+from ..pipeline.model_catalogue import SEPARATION_OFF as OFF
 from ..pipeline.model_catalogue import SEPARATOR_FOLDER, VOCAL_SEPARATOR
 from . import model_files as mf
 from .runtime import NodeProgress, torch_device
@@ -23,7 +25,6 @@ from .types import CATEGORY
 
 log = logging.getLogger(__name__)
 
-OFF, AUTO = "off", "auto"
 SEPARATOR_EXTENSIONS = {".onnx"}
 WHERE = (
     "the official vocal_separator/Kim_Vocal_2.onnx under models/longcat/LongCat-Video-Avatar-1.5/ (or "

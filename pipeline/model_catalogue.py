@@ -123,6 +123,7 @@ AUDIO_ENCODER = LoaderFiles(
 VAE = LoaderFiles("VAE", "vae", (WAN_VAE,), f"wan_2.1_vae.safetensors ({REPACKAGED})")
 TEXT_ENCODER = LoaderFiles("text encoder", "text_encoders", (UMT5,), f"umt5_xxl_*.safetensors ({REPACKAGED})")
 SEPARATOR_FOLDER = "audio_separation"  # ComfyUI's models/audio_separation/, where audio-separation packs keep models
+SEPARATION_OFF, SEPARATION_AUTO = "off", "auto"  # the separator choices besides the files: none, the first one found
 VOCAL_SEPARATOR = LoaderFiles(
     "vocal separator", SEPARATOR_FOLDER, (VOCAL_SEPARATOR_V15, VOCAL_SEPARATOR_V10),
     "Kim_Vocal_2.onnx (the official vocal_separator/ file)",
