@@ -1,4 +1,4 @@
-"""The command line: `python -m longcat_avatar generate | batch | create-config | doctor` (each has --help)."""
+"""The command line: `python -m longcat_avatar generate | batch | create-config | doctor | download` (each has --help)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with its four commands."""
+    """The argument parser with its five commands."""
     parser = argparse.ArgumentParser(
         prog="python -m longcat_avatar",
         description="Talking-head videos with LongCat-Video-Avatar through a running ComfyUI server.",
@@ -107,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
         "missing, its size and download page); --selftest runs the whole graph with tiny random models.",
     )
     add_doctor_arguments(doctor)
+
+    from .downloads import add_arguments as add_download_arguments
+
+    download = commands.add_parser(
+        "download",
+        help="download the model files",
+        description="Download the files one model version needs from the Hugging Face hub into ComfyUI's "
+        "models/longcat/ (the official layout), checking free disk space first and every file's hash after. "
+        "HF_ENDPOINT and HF_TOKEN are honoured.",
+    )
+    add_download_arguments(download)
     return parser
 
 
@@ -176,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     from .doctor import cmd_doctor
+    from .downloads import cmd_download
 
     handlers = {"generate": cmd_generate, "batch": cmd_batch, "create-config": cmd_create_config, "doctor": cmd_doctor}
+    handlers["download"] = cmd_download
     try:
         return handlers[args.command](args)
     except InvalidParametersError as error:

@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .shared import model_catalogue as catalogue
+
 HUB = "https://huggingface.co/meituan-longcat/"
 REPACKAGED = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged"
 V15, V10, BASE = "LongCat-Video-Avatar-1.5", "LongCat-Video-Avatar", "LongCat-Video"
@@ -138,9 +140,18 @@ TEXT = Component(
         ),
     ),  # fmt: skip
 )
+SEPARATOR_V15, SEPARATOR_V10 = (
+    Component(
+        "vocal separator",
+        (Option(o.label, o.relpath, size_gb=o.size_gb, page=o.page),),
+        required=False,
+        why=catalogue.SEPARATOR_WHY,
+    )
+    for o in (catalogue.VOCAL_SEPARATOR_V15, catalogue.VOCAL_SEPARATOR_V10)
+)
 VERSION_COMPONENTS = {
-    "1.5": (DIT_V15, LORA_V15, WHISPER, VAE, TEXT),
-    "1.0": (DIT_V10, DIT_V10_MULTI, WAV2VEC, VAE, TEXT),
+    "1.5": (DIT_V15, LORA_V15, WHISPER, VAE, TEXT, SEPARATOR_V15),
+    "1.0": (DIT_V10, DIT_V10_MULTI, WAV2VEC, VAE, TEXT, SEPARATOR_V10),
 }
 # Folder names ComfyUI uses (and their legacy aliases).
 FOLDER_ALIASES = {"diffusion_models": ("diffusion_models", "unet"), "text_encoders": ("text_encoders", "clip")}

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 from .limits import RECOMMENDED_STEPS
 
-HUB = "https://huggingface.co/meituan-longcat/"
+HUB_ORG = "meituan-longcat"  # the hub organisation of the three repositories
+HUB = f"https://huggingface.co/{HUB_ORG}/"
 REPACKAGED = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged"  # ComfyUI's single-file umT5 and Wan VAE
 REPO_BASE, REPO_V10, REPO_V15 = "LongCat-Video", "LongCat-Video-Avatar", "LongCat-Video-Avatar-1.5"
 LONGCAT_FOLDER = "longcat"  # the ComfyUI model folder (models/longcat) holding the hub repositories
 TOKENIZER_FOLDER = "tokenizer"  # beside text_encoder/ in LongCat-Video
 SCHEDULER_FOLDER, SCHEDULER_CONFIG = "scheduler", "scheduler_config.json"  # a repository's flow-matching settings
+SCHEDULER_REPO = {"1.5": REPO_V15, "1.0": REPO_BASE}  # v1.5 ships its own scheduler/, v1.0 reads LongCat-Video's
 # Kinds of single files, told apart by their tensor names (longcat_avatar/model_inventory.py `classify`).
 KIND_DIT_V15, KIND_DIT_V10, KIND_LORA = "dit_v1.5", "dit_v1.0", "lora"
 KIND_WHISPER, KIND_WAV2VEC2, KIND_VAE, KIND_UMT5 = "whisper", "wav2vec2", "vae", "umt5"
@@ -124,6 +126,11 @@ VAE = LoaderFiles("VAE", "vae", (WAN_VAE,), f"wan_2.1_vae.safetensors ({REPACKAG
 TEXT_ENCODER = LoaderFiles("text encoder", "text_encoders", (UMT5,), f"umt5_xxl_*.safetensors ({REPACKAGED})")
 SEPARATOR_FOLDER = "audio_separation"  # ComfyUI's models/audio_separation/, where audio-separation packs keep models
 SEPARATION_OFF, SEPARATION_AUTO = "off", "auto"  # the separator choices besides the files: none, the first one found
+ONNXRUNTIME_HINT = (
+    "Vocal separation needs onnxruntime in ComfyUI's Python environment. Install the flavour for your machine with "
+    "ComfyUI's pip: `pip install onnxruntime-gpu` (NVIDIA), `pip install onnxruntime-directml` (Windows with AMD or "
+    "Intel graphics) or `pip install onnxruntime` (CPU, macOS). Or turn vocal separation off."
+)
 VOCAL_SEPARATOR = LoaderFiles(
     "vocal separator", SEPARATOR_FOLDER, (VOCAL_SEPARATOR_V15, VOCAL_SEPARATOR_V10),
     "Kim_Vocal_2.onnx (the official vocal_separator/ file)",

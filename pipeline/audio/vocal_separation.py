@@ -18,14 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..model_catalogue import ONNXRUNTIME_HINT
 from .resample import resample_like_librosa
 
 ChunkCallback = Callable[[int, int], None]  # (chunks done, chunks in all); may raise to cancel
-ONNXRUNTIME_HINT = (
-    "Vocal separation needs onnxruntime in ComfyUI's Python environment. Install the flavour for your machine with "
-    "ComfyUI's pip: `pip install onnxruntime-gpu` (NVIDIA), `pip install onnxruntime-directml` (Windows with AMD or "
-    "Intel graphics) or `pip install onnxruntime` (CPU, macOS). Or turn vocal separation off."
-)
 # Execution providers tried in this order (the ones onnxruntime offers on this machine), the CPU always last.
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider")
 

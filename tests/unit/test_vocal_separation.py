@@ -17,12 +17,8 @@ import pytest
 import soundfile as sf
 
 from pipeline.audio.resample import resample_like_librosa
-from pipeline.audio.vocal_separation import (
-    KIM_VOCAL_2,
-    ONNXRUNTIME_HINT,
-    VocalSeparatorError,
-    load_vocal_separator,
-)
+from pipeline.audio.vocal_separation import KIM_VOCAL_2, VocalSeparatorError, load_vocal_separator
+from pipeline.model_catalogue import ONNXRUNTIME_HINT
 from support.audio_separator_ref import run_reference, write_model_tables
 from support.tiny_mdx import build_tiny_mdx
 
