@@ -66,6 +66,17 @@ class Choice:
             found.append("v1.5's DiT serves one and two speakers: --with-multi-speaker is for v1.0")
         return found
 
+    def cli_args(self) -> list[str]:
+        """The `download` arguments that ask for this choice (see `add_arguments`)."""
+        flags = {"--with-lora": self.with_lora, "--with-multi-speaker": self.with_multi_speaker}
+        flags["--no-vocal-separator"] = not self.with_separator
+        return ["--version", self.version, "--format", self.fmt, *(flag for flag, on in flags.items() if on)]
+
+
+def default_format(version: str) -> str:
+    """The DiT format downloaded when none is named: the first listed (int8 for v1.5, the smaller one)."""
+    return next(iter(DIT_FORMATS.get(version, {"bf16": None})))
+
 
 @dataclass(frozen=True)
 class HubFile:
@@ -334,7 +345,7 @@ def _stop_on_terminate() -> None:
 
 def cmd_download(args: argparse.Namespace) -> int:
     """`download`: fetch one choice of files, verify them, say what to run next."""
-    fmt = args.fmt or next(iter(DIT_FORMATS[args.version]))  # the first format listed is the default
+    fmt = args.fmt or default_format(args.version)
     choice = Choice(args.version, fmt, args.with_lora, args.with_multi_speaker, not args.no_vocal_separator)
     if choice.problems():
         raise InvalidParametersError(choice.problems())
