@@ -23,16 +23,15 @@ from pipeline.vae.loader import load_wan_vae
 from pipeline.vae.wan_vae import WanVAE
 from support.avatar_graph import (
     api_workflow,
-    ensure_tiny_models,
     fill_workflow,
-    install_probe,
     make_portrait,
     make_speech,
     node_id,
     probe_node,
+    probe_server,
     read_probe,
 )
-from support.comfy_server import ComfyServer, remove_base_dir
+from support.comfy_server import ComfyServer
 from support.tiny_models import TinyTextEncoder, write_comfy_umt5_file, write_comfy_vae_file
 from support.video_probe import probe
 
@@ -44,15 +43,8 @@ WORKFLOW = "longcat_avatar_v15_single_distilled"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
     """A server of our own: the test-only probe node is installed before it starts."""
-    base = tmp_path_factory.mktemp("comfy-probe")
-    install_probe(base)
-    ensure_tiny_models(base / "models")
-    server = ComfyServer(base).start()
-    try:
+    with probe_server(tmp_path_factory.mktemp("comfy-probe")) as server:
         yield server
-    finally:
-        server.stop()
-        remove_base_dir(server)
 
 
 @pytest.fixture(scope="module")

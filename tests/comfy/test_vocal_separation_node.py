@@ -14,8 +14,8 @@ import torch
 
 from pipeline.audio.vocal_separation import load_vocal_separator
 from pipeline.model_catalogue import VOCAL_SEPARATOR_V15, WHISPER
-from support.avatar_graph import ensure_tiny_models, install_probe, probe_node, read_probe
-from support.comfy_server import ComfyServer, remove_base_dir
+from support.avatar_graph import probe_node, probe_server, read_probe
+from support.comfy_server import ComfyServer
 
 pytestmark = [pytest.mark.comfy, pytest.mark.slow]
 
@@ -25,15 +25,8 @@ SPEECH = Path(__file__).resolve().parents[2] / "examples" / "speech.wav"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
     """A server with the probe node and the tiny models (with the separator stand-ins)."""
-    base = tmp_path_factory.mktemp("comfy-vocal")
-    install_probe(base)
-    ensure_tiny_models(base / "models")
-    server = ComfyServer(base).start()
-    try:
+    with probe_server(tmp_path_factory.mktemp("comfy-vocal")) as server:
         yield server
-    finally:
-        server.stop()
-        remove_base_dir(server)
 
 
 def encode(audio: list, separate_vocals: str) -> dict:

@@ -15,6 +15,8 @@ import json
 import shutil
 import subprocess
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 from pipeline.model_catalogue import VOCAL_SEPARATOR
+from support.comfy_server import ComfyServer, remove_base_dir
 from support.refvec import refvec_roots
 from support.tiny_mdx import build_tiny_mdx
 from support.tiny_models import build_official_layout
@@ -245,6 +248,19 @@ def install_probe(base_dir: Path) -> None:
     folder = base_dir / "custom_nodes" / PROBE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "__init__.py").write_text(PROBE_SOURCE)
+
+
+@contextmanager
+def probe_server(base: Path) -> Iterator[ComfyServer]:
+    """A server of a test module's own, with the probe node and the tiny models; stopped and removed afterwards."""
+    install_probe(base)
+    ensure_tiny_models(base / "models")
+    server = ComfyServer(base).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        remove_base_dir(server)
 
 
 def probe_node(source: str, output: int, name: str) -> dict[str, Any]:
