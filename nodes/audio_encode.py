@@ -16,7 +16,7 @@ from ..pipeline.audio.input import audio_to_mono
 from ..pipeline.audio.multi_speaker import MODES, arrange_tracks, compute_multi_speaker_features
 from .payloads import AudioEmbedsPayload, AudioEncoderHandle, SpeakerLayout
 from .types import CATEGORY, AudioEmbeds, AudioEncoderModel
-from .vocal_separation import OFF, as_audio, separate_audio, separator_input
+from .vocal_separation import OFF, WHERE, as_audio, separate_audio, separator_input
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,7 @@ class AudioEncode(io.ComfyNode):
                     tooltip="Separate the voice from music and noise first, as the official demos do (MDX-Net "
                     "Kim_Vocal_2.onnx; needs onnxruntime): the features come from the vocals, the video keeps the "
                     "original audio. off: the audio as it is (clean speech, text to speech). auto: the first "
-                    "separator found in models/longcat/LongCat-Video-Avatar*/vocal_separator/ or "
-                    "models/audio_separation/.",
+                    f"separator found ({WHERE}).",
                 ),
             ],
             outputs=[

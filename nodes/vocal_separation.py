@@ -16,9 +16,9 @@ from comfy_api.latest import io
 
 from ..pipeline.audio.input import audio_channels
 from ..pipeline.audio.vocal_separation import Stems, VocalSeparatorError, load_vocal_separator
+from ..pipeline.model_catalogue import LONGCAT_FOLDER, SEPARATOR_FOLDER, VOCAL_SEPARATOR
 from ..pipeline.model_catalogue import SEPARATION_AUTO as AUTO
 from ..pipeline.model_catalogue import SEPARATION_OFF as OFF
-from ..pipeline.model_catalogue import SEPARATOR_FOLDER, VOCAL_SEPARATOR
 from . import model_files as mf
 from .runtime import NodeProgress, torch_device
 from .types import CATEGORY
@@ -26,9 +26,8 @@ from .types import CATEGORY
 log = logging.getLogger(__name__)
 
 SEPARATOR_EXTENSIONS = {".onnx"}
-WHERE = (
-    "the official vocal_separator/Kim_Vocal_2.onnx under models/longcat/LongCat-Video-Avatar-1.5/ (or "
-    f"LongCat-Video-Avatar/), or Kim_Vocal_2.onnx in models/{SEPARATOR_FOLDER}/"
+WHERE = " or ".join(f"models/{LONGCAT_FOLDER}/{entry.relpath}" for entry in VOCAL_SEPARATOR.official) + (
+    f", or {VOCAL_SEPARATOR.single_file_hint} in models/{SEPARATOR_FOLDER}/"
 )
 
 
