@@ -254,9 +254,8 @@ def verify(plan: Plan, longcat_dir: Path, on_event: Event | None = None) -> None
             path = longcat_dir / repo / hub_file.path
             expected = hub_file.sha256 or hub_file.blob_id
             stamp = [path.stat().st_size, path.stat().st_mtime_ns, expected] if path.is_file() else None
-            if stamp is not None and record.get(hub_file.path) == stamp:
-                continue  # unchanged since an earlier run checked it
-            actual = file_digest(path, hub_file) if path.is_file() else "missing"
+            unchanged = stamp is not None and record.get(hub_file.path) == stamp  # an earlier run checked it
+            actual = expected if unchanged else file_digest(path, hub_file) if path.is_file() else "missing"
             if actual != expected:
                 path.unlink(missing_ok=True)
                 record.pop(hub_file.path, None)

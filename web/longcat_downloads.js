@@ -9,7 +9,10 @@ const ROUTE = "/longcat/downloads";
 const BUTTON = "download models";
 const PANEL_ID = "longcat-avatar-downloads";
 const POLL_MS = 1000; // progress refresh while a download runs
-const GB = 1e9;
+
+function size(bytes) {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
 
 // What tests (and curious users) can read: the last state the server reported.
 function downloadsState() {
@@ -28,7 +31,7 @@ async function call(method, path = "", body = undefined) {
 function describe(state) {
   if (state.error) return `refused: ${state.error}`;
   if (state.status === "idle") return "Nothing downloaded yet.";
-  const bytes = `${(state.done_bytes / GB).toFixed(2)} / ${(state.total_bytes / GB).toFixed(2)} GB`;
+  const bytes = `${size(state.done_bytes)} / ${size(state.total_bytes)}`;
   const files = `${state.verified ?? 0}/${state.files ?? 0} files verified`;
   return `${state.status}: ${bytes}, ${files}${state.message ? ` - ${state.message}` : ""}`;
 }

@@ -75,6 +75,8 @@ def files_in(longcat: Path, repos: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def test_hub_download_route_progress_cancel_and_restart(server: ComfyServer, hub: FakeHub) -> None:
     longcat = server.models_dir / "longcat"
+    assert server.pack_node_ids() and server.get_json(ROUTE)["status"] == "idle"
+    assert hub.requests == []  # nothing is downloaded unless asked: the pack loaded and listed its nodes offline
     hub.hold[(V15, BIG_SHARD)] = released = threading.Event()
     started = post(server, body={"version": "1.5"})
     assert started.status_code == 202 and started.json()["status"] == "running", started.text
