@@ -189,8 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     from .doctor import cmd_doctor
     from .downloads import cmd_download
 
-    handlers = {"generate": cmd_generate, "batch": cmd_batch, "create-config": cmd_create_config, "doctor": cmd_doctor}
-    handlers["download"] = cmd_download
+    handlers = {
+        "generate": cmd_generate,
+        "batch": cmd_batch,
+        "create-config": cmd_create_config,
+        "doctor": cmd_doctor,
+        "download": cmd_download,
+    }
     try:
         return handlers[args.command](args)
     except InvalidParametersError as error:
