@@ -1,7 +1,7 @@
 """The HTTP endpoint's request: JSON fields, base64 media, formats and ranges, each refused with a status and reason.
 
 POST /longcat/avatar takes {reference_image: base64, audio: base64 | text (+ voice), num_inference_steps,
-guidance_scale (audio), text_guidance_scale, fps, seed, version, resolution, prompt, distilled, wait,
+guidance_scale (audio), text_guidance_scale, fps, seed, version, resolution, prompt, distilled, separate_vocals, wait,
 wait_timeout_s (at most the server's limit)}.
 """
 
@@ -32,6 +32,7 @@ PARAM_FIELDS = {
     "resolution": "resolution",
     "prompt": "prompt",
     "distilled": "distilled",
+    "separate_vocals": "separate_vocals",
 }
 OTHER_FIELDS = ("reference_image", "audio", "text", "voice", "wait", "wait_timeout_s")
 DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)

@@ -26,6 +26,7 @@ PARAM_KEYS = {
     "resolution": "resolution",
     "prompt": "prompt",
     "distilled": "distilled",
+    "separateVocals": "separate_vocals",
 }
 PATH_KEYS = ("referenceImage", "audio", "output")
 REQUIRED_KEYS = PATH_KEYS
@@ -62,7 +63,8 @@ def template() -> list[dict[str, Any]]:
             "_comment": "Required: referenceImage, audio, output (relative paths start at this file's folder). "
             "Optional: numInferenceSteps 1-100 (20-50 recommended), guidanceScale (audio) 1.0-10.0, "
             "textGuidanceScale 1.0-10.0, fps 15-30, seed (random when absent), version 1.5|1.0, "
-            "resolution 480p|720p|512x512, prompt, distilled auto|on|off. Keys starting with _ are ignored.",
+            "resolution 480p|720p|512x512, prompt, distilled auto|on|off, separateVocals true|false. Keys starting "
+            "with _ are ignored.",
             "referenceImage": portrait,
             "audio": speech,
             "output": "outputs/example_1.mp4",

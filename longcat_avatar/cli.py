@@ -1,4 +1,5 @@
-"""The command line: `python -m longcat_avatar generate | batch | create-config | doctor | estimate` (each has --help)."""
+"""The command line: `python -m longcat_avatar generate | batch | create-config | doctor | estimate | download`
+(each has --help)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
         choices=DISTILLED,
         help="distilled sampling: auto (on only with the v1.5 DMD distillation LoRA, which the default workflow "
         "loads), on, or off (full sampling with --steps/--guidance, LoRA removed)",
+    )
+    add(
+        "--separate-vocals",
+        action=argparse.BooleanOptionalAction,
+        help="features from the voice separated from music and noise (Kim_Vocal_2.onnx on the server, as the "
+        "official demos do; the video keeps the original audio). Default: the workflow's (on for recordings, off "
+        "for --text)",
     )
 
 
@@ -100,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
         "time of a run, computed from the published v1.5 configs without loading anything.",
     )
     add_estimate_arguments(estimate)
+
+    from .downloads import add_arguments as add_download_arguments
+
+    download = commands.add_parser(
+        "download",
+        help="download the model files",
+        description="Download the files one model version needs from the Hugging Face hub into ComfyUI's "
+        "models/longcat/ (the official layout), checking free disk space first and every file's hash after. "
+        "HF_ENDPOINT and HF_TOKEN are honoured.",
+    )
+    add_download_arguments(download)
     return parser
 
 
@@ -114,6 +133,7 @@ def _params(args: argparse.Namespace) -> GenerationParams:
         args.resolution,
         args.prompt,
         args.distilled,
+        args.separate_vocals,
     )
 
 
@@ -168,12 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     from .doctor import cmd_doctor
+    from .downloads import cmd_download
     from .estimate import cmd_estimate
 
     handlers = {
-        "generate": cmd_generate, "batch": cmd_batch, "create-config": cmd_create_config, "doctor": cmd_doctor,
+        "generate": cmd_generate,
+        "batch": cmd_batch,
+        "create-config": cmd_create_config,
+        "doctor": cmd_doctor,
         "estimate": cmd_estimate,
-    }  # fmt: skip
+        "download": cmd_download,
+    }
     try:
         return handlers[args.command](args)
     except InvalidParametersError as error:

@@ -111,6 +111,11 @@ class ComfyLauncher:
         return self.base_dir / "output"
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (None when stopped)."""
+        return self._process.pid if self.running else None
+
+    @property
     def running(self) -> bool:
         """True while the process lives."""
         return self._process is not None and self._process.poll() is None

@@ -15,6 +15,7 @@ from typing import Any
 from . import model_inventory as inv
 from .comfy_launcher import PACK_ROOT, find_comfyui
 from .shared import espeak
+from .shared import model_catalogue as catalogue
 
 MIN_VRAM_GB = 24  # the int8 v1.5 DiT (15.9 GB) plus activations at 480p; less works only with offloading
 
@@ -99,6 +100,18 @@ def check_espeak() -> Check:
     return Check("espeak-ng", "ok", f"{program}: {version}")
 
 
+def check_onnxruntime() -> Check:
+    """onnxruntime for the optional vocal separation (any flavour: CPU, CUDA, DirectML, CoreML)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return Check(
+            "onnxruntime", "warn", "not installed (only vocal separation needs it)", [catalogue.ONNXRUNTIME_HINT]
+        )
+    providers = ", ".join(p.removesuffix("ExecutionProvider") for p in onnxruntime.get_available_providers())
+    return Check("onnxruntime", "ok", f"{onnxruntime.__version__} ({providers})")
+
+
 def model_folders(comfyui: Path | None, extra_roots: list[Path]) -> inv.ModelFolders:
     """models/ of ComfyUI and of --models-dir, plus ComfyUI's extra_model_paths.yaml."""
     roots = [Path(r).expanduser().resolve() for r in extra_roots]
@@ -139,7 +152,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
               [] if comfyui else ["pass --comfyui DIR or set COMFYUI_DIR (model folders are searched there)"]),
         Check("LongCat Avatar pack", "info", str(PACK_ROOT)),
     ]  # fmt: skip
-    checks += check_torch() + check_ffmpeg() + [check_espeak()]
+    checks += check_torch() + check_ffmpeg() + [check_espeak(), check_onnxruntime()]
     folders = model_folders(comfyui, args.models_dir)
     ready: dict[str, bool] = {}
     for version in ("1.5", "1.0"):
@@ -159,7 +172,8 @@ def print_report(report: dict[str, Any]) -> None:
             print(f"            -> {line}")
     print(f"\nModel folders searched: {', '.join(report['model_roots']) or 'none (pass --comfyui or --models-dir)'}")
     for version, ok in report["ready"].items():
-        print(f"v{version}: {'ready' if ok else 'not ready (download the [missing] files above)'}")
+        fetch = f"python -m longcat_avatar download --version {version}"
+        print(f"v{version}: {'ready' if ok else f'not ready (download the [missing] files above, or run: {fetch})'}")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

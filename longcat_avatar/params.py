@@ -30,6 +30,7 @@ class GenerationParams:
     resolution: str | None = None
     prompt: str | None = None
     distilled: str | None = None
+    separate_vocals: bool | None = None  # features from the separated vocals (the video keeps the original audio)
 
     def with_seed(self) -> GenerationParams:
         """A copy whose seed is fixed (drawn at random when it was None)."""
@@ -70,6 +71,8 @@ def validate(params: GenerationParams) -> list[str]:
         problems += [problem] if problem else []
     if params.prompt is not None and not isinstance(params.prompt, str):
         problems.append(f"prompt must be text, got {params.prompt!r}")
+    if params.separate_vocals is not None and not isinstance(params.separate_vocals, bool):
+        problems.append(f"separate_vocals must be true or false, got {params.separate_vocals!r}")
     return problems
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import WorkflowError
 from .params import VERSIONS, GenerationParams, custom_size
+from .shared import model_catalogue as catalogue
 from .shared import resolution as sizes
 from .shared import sampling as mode
 from .shared import versions
@@ -66,6 +67,7 @@ SLOTS: dict[str, Slot] = {
     "distilled": Slot(_pack_node("Sampler"), ("distilled",), "the LongCat Avatar sampler"),
     "lora": Slot(_is("LongCatAvatarModelLoader"), ("lora",), "LongCatAvatarModelLoader"),
     "prompt": Slot(_pack_node("TextEncode"), ("prompt", "positive", "text"), "LongCat Avatar Text Encode"),
+    "separate_vocals": Slot(_pack_node("AudioEncode"), ("separate_vocals",), "LongCat Avatar Audio Encode"),
 }
 
 
@@ -222,4 +224,12 @@ def generation_values(params: GenerationParams) -> dict[str, Any]:
         "prompt": params.prompt,
         "distilled": params.distilled,
         "lora": "none" if params.distilled == "off" else None,  # full sampling runs without the distillation LoRA
+        "separate_vocals": _separation_choice(params.separate_vocals),
     }
+
+
+def _separation_choice(separate: bool | None) -> str | None:
+    """Audio Encode's separate_vocals value: the first separator found, off, or None (the workflow's own)."""
+    if separate is None:
+        return None
+    return catalogue.SEPARATION_AUTO if separate else catalogue.SEPARATION_OFF

@@ -19,6 +19,7 @@ from ..pipeline.versions import VERSIONS
 from .choices import check_choices
 from .payloads import AudioEmbedsPayload, AudioEncoderHandle, SpeakerLayout
 from .types import CATEGORY, AudioEmbeds, AudioEncoderModel
+from .vocal_separation import OFF, WHERE, as_audio, separate_audio, separator_input
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,14 @@ def mix_for_video(audios: list[dict[str, Any] | None], mode: str) -> dict[str, A
     ]
     mixed = np.sum(arrange_tracks(resampled, mode), axis=0, dtype=np.float32)
     return {"waveform": torch.from_numpy(np.clip(mixed, -1.0, 1.0))[None, None], "sample_rate": int(rate)}
+
+
+def speech_for_features(audio: dict[str, Any] | None, separate_vocals: str) -> dict[str, Any] | None:
+    """What the encoder hears: the audio itself, or its vocals when separation is on."""
+    if audio is None or separate_vocals == OFF:
+        return audio
+    stems = separate_audio(audio, separate_vocals)
+    return as_audio(stems.vocals, stems.sample_rate)
 
 
 class AudioEncode(io.ComfyNode):
@@ -108,6 +117,14 @@ class AudioEncode(io.ComfyNode):
                     tooltip="v1.0 adds a faint (-45 dB) random noise floor to the audio before wav2vec2; this seed "
                     "makes it reproducible. Unused by v1.5.",
                 ),
+                separator_input(
+                    "separate_vocals",
+                    with_off=True,
+                    tooltip="Separate the voice from music and noise first, as the official demos do (MDX-Net "
+                    "Kim_Vocal_2.onnx; needs onnxruntime): the features come from the vocals, the video keeps the "
+                    "original audio. off: the audio as it is (clean speech, text to speech). auto: the first "
+                    f"separator found ({WHERE}).",
+                ),
             ],
             outputs=[
                 AudioEmbeds.Output(display_name="audio_embeds", tooltip="Audio features for the sampler."),
@@ -134,14 +151,16 @@ class AudioEncode(io.ComfyNode):
         audio_2: dict[str, Any] | None = None,
         speaker_1_mask: torch.Tensor | None = None,
         speaker_2_mask: torch.Tensor | None = None,
+        separate_vocals: str = OFF,
     ) -> io.NodeOutput:
         """Encode one speaker, or two with their layout."""
         masks = [speaker_1_mask, speaker_2_mask]
         if any(m is not None for m in masks) and not all(m is not None for m in masks):
             raise ValueError("LongCat Avatar Audio Encode: connect both speaker masks, or none (then boxes are used).")
         try:
+            speech = [speech_for_features(a, separate_vocals) for a in (audio, audio_2)]
             if audio_2 is None:
-                features = compute_audio_features(audio, audio_encoder.encoder, seed=seed)
+                features = compute_audio_features(speech[0], audio_encoder.encoder, seed=seed)
                 payload = AudioEmbedsPayload(features, None, audio)
             else:
                 layout = SpeakerLayout(
@@ -154,10 +173,10 @@ class AudioEncode(io.ComfyNode):
                         f"speaker_boxes: give exactly 2 boxes (speaker 1, speaker 2), got {len(layout.boxes)}"
                     )
                 features = compute_multi_speaker_features(
-                    [audio, audio_2], audio_encoder.encoder, mode, len(layout.extra_boxes), seed=seed
+                    speech, audio_encoder.encoder, mode, len(layout.extra_boxes), seed=seed
                 )
                 payload = AudioEmbedsPayload(features, layout, mix_for_video([audio, audio_2], mode))
-        except ValueError as error:  # AudioInputError and bad boxes: the user's input
+        except ValueError as error:  # AudioInputError, VocalSeparatorError and bad boxes: the user's input
             raise ValueError(f"LongCat Avatar Audio Encode: {error}") from error
         log.info(
             "LongCat Avatar: audio %.2f s -> features %s (%s, %d fps video)",

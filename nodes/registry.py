@@ -13,6 +13,7 @@ from .sampler import AvatarSampler
 from .text_encode import TextEncode
 from .tts import TextToSpeech
 from .video_combine import VideoCombine, remove_interrupted_writes
+from .vocal_separation import VocalSeparation
 
 
 def all_nodes() -> list[type[Any]]:
@@ -28,4 +29,5 @@ def all_nodes() -> list[type[Any]]:
         Decode,
         VideoCombine,
         TextToSpeech,
+        VocalSeparation,
     ]

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from .limits import RECOMMENDED_STEPS
 
-HUB = "https://huggingface.co/meituan-longcat/"
+HUB_ORG = "meituan-longcat"  # the hub organisation of the three repositories
+HUB = f"https://huggingface.co/{HUB_ORG}/"
 REPACKAGED = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged"  # ComfyUI's single-file umT5 and Wan VAE
 REPO_BASE, REPO_V10, REPO_V15 = "LongCat-Video", "LongCat-Video-Avatar", "LongCat-Video-Avatar-1.5"
 LONGCAT_FOLDER = "longcat"  # the ComfyUI model folder (models/longcat) holding the hub repositories
@@ -79,7 +80,18 @@ UMT5 = Official(
     REPO_BASE, "text_encoder", "config.json", "umT5-XXL (text_encoder/ and tokenizer/)", "tokenizer/ beside it", 22.0,
     "reported",
 )  # fmt: skip
-OFFICIAL = (DIT_V15_BF16, DIT_V15_INT8, LORA_V15_DMD, WHISPER, DIT_V10_SINGLE, DIT_V10_MULTI, WAV2VEC2, WAN_VAE, UMT5)
+# The MDX-Net model the official demos separate the voice from music and noise with before the audio features; both
+# Avatar repositories ship the same file (66,759,214 bytes).
+VOCAL_SEPARATOR_V15 = Official(
+    REPO_V15, "vocal_separator/Kim_Vocal_2.onnx", "", "Kim_Vocal_2 vocal separator", "MDX-Net, optional", 0.067
+)
+VOCAL_SEPARATOR_V10 = Official(
+    REPO_V10, "vocal_separator/Kim_Vocal_2.onnx", "", "Kim_Vocal_2 vocal separator", "MDX-Net, optional", 0.067
+)
+OFFICIAL = (
+    DIT_V15_BF16, DIT_V15_INT8, LORA_V15_DMD, WHISPER, VOCAL_SEPARATOR_V15, DIT_V10_SINGLE, DIT_V10_MULTI, WAV2VEC2,
+    VOCAL_SEPARATOR_V10, WAN_VAE, UMT5,
+)  # fmt: skip
 
 DIT_V15_FILE = SingleFile(KIND_DIT_V15, "diffusion_models", "single-file v1.5 DiT")
 DIT_V10_FILE = SingleFile(KIND_DIT_V10, "diffusion_models", "single-file v1.0 DiT")
@@ -111,6 +123,17 @@ AUDIO_ENCODER = LoaderFiles(
 )  # fmt: skip
 VAE = LoaderFiles("VAE", "vae", (WAN_VAE,), f"wan_2.1_vae.safetensors ({REPACKAGED})")
 TEXT_ENCODER = LoaderFiles("text encoder", "text_encoders", (UMT5,), f"umt5_xxl_*.safetensors ({REPACKAGED})")
+SEPARATOR_FOLDER = "audio_separation"  # ComfyUI's models/audio_separation/, where audio-separation packs keep models
+SEPARATION_OFF, SEPARATION_AUTO = "off", "auto"  # the separator choices besides the files: none, the first one found
+ONNXRUNTIME_HINT = (
+    "Vocal separation needs onnxruntime in ComfyUI's Python environment. Install the flavour for your machine with "
+    "ComfyUI's pip: `pip install onnxruntime-gpu` (NVIDIA), `pip install onnxruntime-directml` (Windows with AMD or "
+    "Intel graphics) or `pip install onnxruntime` (CPU, macOS). Or turn vocal separation off."
+)
+VOCAL_SEPARATOR = LoaderFiles(
+    "vocal separator", SEPARATOR_FOLDER, (VOCAL_SEPARATOR_V15, VOCAL_SEPARATOR_V10),
+    "Kim_Vocal_2.onnx (the official vocal_separator/ file)",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,7 @@ class Component:
     why: str = ""
 
 
+SEPARATOR_WHY = "separates the voice from music and noise before the audio features, as the official demos do"
 VAE_COMPONENT = Component("VAE (Wan 2.1)", (WAN_VAE, VAE_FILE))
 TEXT_COMPONENT = Component("text encoder (umT5-XXL)", (UMT5, UMT5_FILE))
 VERSION_COMPONENTS: dict[str, tuple[Component, ...]] = {
@@ -138,6 +162,7 @@ VERSION_COMPONENTS: dict[str, tuple[Component, ...]] = {
         Component("audio encoder (whisper-large-v3)", (WHISPER, WHISPER_FILE)),
         VAE_COMPONENT,
         TEXT_COMPONENT,
+        Component("vocal separator", (VOCAL_SEPARATOR_V15,), required=False, why=SEPARATOR_WHY),
     ),
     "1.0": (
         Component("avatar model (DiT)", (DIT_V10_SINGLE, DIT_V10_FILE)),
@@ -150,5 +175,6 @@ VERSION_COMPONENTS: dict[str, tuple[Component, ...]] = {
         Component("audio encoder (chinese-wav2vec2-base)", (WAV2VEC2, WAV2VEC2_FILE)),
         VAE_COMPONENT,
         TEXT_COMPONENT,
+        Component("vocal separator", (VOCAL_SEPARATOR_V10,), required=False, why=SEPARATOR_WHY),
     ),
 }

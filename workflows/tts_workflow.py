@@ -25,6 +25,8 @@ def tts_graph() -> dict[str, Any]:
     """The v1.5 distilled graph with its speech made from text by espeak-ng."""
     from graphs import node, v15_single_distilled
 
+    from pipeline.model_catalogue import SEPARATION_OFF
+
     graph = v15_single_distilled()
     if graph[SPEECH_NODE]["class_type"] != "LoadAudio":
         raise RuntimeError(f"node {SPEECH_NODE} of the v1.5 graph is no longer Load Audio; update {__file__}")
@@ -33,6 +35,8 @@ def tts_graph() -> dict[str, Any]:
     )
     for combine in (n for n in graph.values() if n["class_type"] == "LongCatAvatarVideoCombine"):
         combine["inputs"]["filename_prefix"] = "LongCatAvatar/v15_tts"
+    for encode in (n for n in graph.values() if n["class_type"] == "LongCatAvatarAudioEncode"):
+        encode["inputs"]["separate_vocals"] = SEPARATION_OFF  # synthetic speech is clean: nothing to separate
     return graph
 
 

@@ -53,8 +53,8 @@ def _to_batch_channels_samples(array: np.ndarray) -> np.ndarray:
     )
 
 
-def audio_to_mono(audio: Mapping[str, Any]) -> tuple[np.ndarray, float]:
-    """Check a ComfyUI AUDIO dict and return (mono float32 samples, sample rate); channels are averaged.
+def audio_channels(audio: Mapping[str, Any]) -> tuple[np.ndarray, float]:
+    """Check a ComfyUI AUDIO dict and return (float32 samples [channels, samples], sample rate).
 
     Accepted: `waveform` [batch=1, channels>=1, samples>=1] (also [channels, samples] or [samples]) of finite
     values, `sample_rate` >= 1000 Hz. All-silent audio is valid (it conditions a silent speaker). A batch of
@@ -73,6 +73,12 @@ def audio_to_mono(audio: Mapping[str, Any]) -> tuple[np.ndarray, float]:
         raise AudioInputError("AUDIO is empty (0 samples)")
     if not np.isfinite(wave).all():
         raise AudioInputError("AUDIO contains NaN or infinite samples; re-export or re-decode the audio file")
+    return np.ascontiguousarray(wave[0], dtype=np.float32), rate
+
+
+def audio_to_mono(audio: Mapping[str, Any]) -> tuple[np.ndarray, float]:
+    """Check a ComfyUI AUDIO dict (as `audio_channels`) and return (mono float32 samples, sample rate)."""
+    channels, rate = audio_channels(audio)
     # librosa.load(mono=True) averages the channels in float32 before resampling; do the same.
-    mono = np.mean(wave[0], axis=0, dtype=np.float32) if channels > 1 else wave[0, 0]
+    mono = np.mean(channels, axis=0, dtype=np.float32) if len(channels) > 1 else channels[0]
     return np.ascontiguousarray(mono, dtype=np.float32), rate

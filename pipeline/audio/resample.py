@@ -1,4 +1,4 @@
-"""Resampling to the encoders' 16 kHz exactly as the reference's `librosa.load(path, sr=16000)` does it."""
+"""Resampling exactly as the reference's `librosa.load(path, sr=...)` does it (to 16 kHz, or 44.1 kHz for MDX-Net)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,20 @@ def resampled_length(num_samples: int, source_rate: float, target_rate: float = 
     return int(math.ceil(num_samples * (float(target_rate) / source_rate)))
 
 
-def resample_to_16k(samples: np.ndarray, source_rate: float) -> np.ndarray:
-    """Resample a mono float32 track to 16 kHz with soxr "HQ", then zero-pad/trim to librosa's length."""
+def resample_like_librosa(samples: np.ndarray, source_rate: float, target_rate: float) -> np.ndarray:
+    """Resample float32 `[..., samples]` channel by channel with soxr "HQ", then zero-pad/trim to librosa's length."""
     samples = np.ascontiguousarray(samples, dtype=np.float32)
-    if float(source_rate) == ENCODER_SAMPLE_RATE:
+    if float(source_rate) == float(target_rate):
         return samples
-    out = soxr.resample(samples, float(source_rate), ENCODER_SAMPLE_RATE, quality=SOXR_QUALITY)
-    size = resampled_length(len(samples), source_rate)
-    if len(out) < size:
-        out = np.pad(out, (0, size - len(out)))
-    return np.ascontiguousarray(out[:size], dtype=np.float32)
+    size = resampled_length(samples.shape[-1], source_rate, target_rate)
+    flat = samples.reshape(-1, samples.shape[-1])
+    out = np.zeros((flat.shape[0], size), dtype=np.float32)
+    for channel, track in enumerate(flat):  # librosa applies soxr along the time axis, one channel at a time
+        resampled = soxr.resample(track, float(source_rate), float(target_rate), quality=SOXR_QUALITY)
+        out[channel, : min(size, len(resampled))] = resampled[:size]
+    return out.reshape(*samples.shape[:-1], size)
+
+
+def resample_to_16k(samples: np.ndarray, source_rate: float) -> np.ndarray:
+    """Resample a mono float32 track to 16 kHz as librosa.load(sr=16000) does."""
+    return resample_like_librosa(samples, source_rate, ENCODER_SAMPLE_RATE)

@@ -1,7 +1,8 @@
 """Helpers for running the pack's graphs on a real ComfyUI server with tiny models.
 
 - `ensure_tiny_models(models_dir)`: the official `models/longcat/...` layouts with tiny models (the refvec DiTs and
-  audio encoders, a tiny VAE and umT5), plus the v1.5 int8 DiT, its DMD LoRA and the v1.0 multi-speaker folder.
+  audio encoders, a tiny VAE and umT5), plus the v1.5 int8 DiT, its DMD LoRA, the v1.0 multi-speaker folder and a
+  tiny stand-in for each repository's vocal_separator/Kim_Vocal_2.onnx.
 - `make_portrait`, `make_speech`: test media made here (a drawn face, espeak-ng speech).
 - `api_workflow`, `fill_workflow`: the example API workflows with the test's files and a small resolution.
 - `install_probe`, `read_probe`: a test-only ComfyUI node that dumps any node output's tensors to a file, so tests
@@ -23,9 +24,11 @@ import torch
 from safetensors.torch import load_file
 
 from pipeline.audio.types import AudioFeatures
+from pipeline.model_catalogue import VOCAL_SEPARATOR
 from pipeline.sampling.sampler import VideoConditioning
 from pipeline.text.encoder import TextEmbedding
 from support.refvec import refvec_roots
+from support.tiny_mdx import build_tiny_mdx
 from support.tiny_models import build_official_layout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +54,8 @@ def ensure_tiny_models(models_dir: Path) -> Path:
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists():
             link.symlink_to(target, target_is_directory=target.is_dir())
+    for separator in VOCAL_SEPARATOR.official:
+        build_tiny_mdx(longcat / separator.relpath)
     marker.write_text("tiny models for tests\n")
     return longcat
 

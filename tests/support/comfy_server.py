@@ -72,9 +72,9 @@ class PromptRun:
 class ComfyServer(ComfyLauncher):
     """A ComfyUI on the CPU for one test session, with small helpers for its API."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, env: dict[str, str] | None = None) -> None:
         super().__init__(
-            find_comfyui_dir(), base_dir=base_dir, extra_args=["--cpu"], env=OFFLINE_ENV,
+            find_comfyui_dir(), base_dir=base_dir, extra_args=["--cpu"], env=OFFLINE_ENV | (env or {}),
             log_file=base_dir / "server.log", pack_folder_name=PACK_FOLDER_NAME,
         )  # fmt: skip
         self.client_id = uuid.uuid4().hex

@@ -144,9 +144,9 @@ def restart(server: ComfyServer) -> ComfyServer:
 
 def server_pid(server: ComfyServer) -> int:
     """The server's process id (to read its memory from /proc)."""
-    process = server._process  # the launcher keeps it private; reading the pid changes nothing
-    assert process is not None, "the server is not running"
-    return process.pid
+    pid = server.pid
+    assert pid is not None, "the server is not running"
+    return pid
 
 
 def resident_bytes(pid: int) -> int:

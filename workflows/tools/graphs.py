@@ -58,6 +58,7 @@ def talking_head(
     speech_2: str | None = None,
     tiled: bool = False,
     prefix: str = "LongCatAvatar/avatar",
+    separate_vocals: str = catalogue.SEPARATION_AUTO,  # recordings may carry music: features from the vocals, as the demos do
 ) -> Graph:
     """The whole graph: loaders → encoders → sampler → decode → Video Combine (one or two speakers)."""
     graph = loaders(model, audio_encoder, lora)
@@ -84,6 +85,7 @@ def talking_head(
         speaker_boxes="",
         extra_people_boxes="",
         seed=0,
+        separate_vocals=separate_vocals,
     )
     graph["9"] = node("LongCatAvatarTextEncode", "Text Encode", text_encoder=["3", 0], **_prompts())
     graph["10"] = node(
