@@ -67,7 +67,7 @@ def test_face_regions_grow_by_the_margin_and_do_not_overlap() -> None:
     for face, region in zip(faces, regions, strict=True):
         y0, x0, y1, x1 = face
         assert region[0] <= y0 and region[1] <= x0 and region[2] >= y1 and region[3] >= x1
-        assert 0 <= region[0] and 0 <= region[1] and region[2] <= height and region[3] <= width
+        assert min(region[:2]) >= 0 and region[2] <= height and region[3] <= width
         assert (region[2] - region[0]) * (region[3] - region[1]) > 1.5 * (y1 - y0) * (x1 - x0)
     close = np.concatenate([astronaut()[:, 130:320], mirrored(astronaut())[:, 192:382]], axis=1)  # faces ~100 px apart
     left, right = speaker_boxes_from_faces(close, count=2, margin=0.5)
