@@ -1,4 +1,5 @@
-"""The pack's HTTP routes on the ComfyUI server: POST /longcat/avatar and GET /longcat/avatar/{job_id}.
+"""The pack's HTTP routes on the ComfyUI server: POST /longcat/avatar and GET /longcat/avatar/{job_id}, and the
+browser extension's /longcat/preview/* routes.
 
 Importing this package registers them. It never raises: if registration fails the nodes still load, and the log says
 why.
@@ -6,20 +7,20 @@ why.
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 log = logging.getLogger(__name__)
 
 
-def _register() -> bool:
+def _register(module: str, what: str) -> bool:
     try:
-        from .avatar import register
-
-        register()
+        importlib.import_module(f"{__name__}.{module}").register()
     except Exception:  # any failure here must not stop ComfyUI from loading the nodes
-        log.exception("LongCat Avatar: could not register the HTTP endpoint /longcat/avatar (the nodes still work)")
+        log.exception("LongCat Avatar: could not register %s (the nodes still work)", what)
         return False
     return True
 
 
-REGISTERED = _register()
+REGISTERED = _register("avatar", "the HTTP endpoint /longcat/avatar")
+PREVIEW_REGISTERED = _register("preview", "the box editor's and pre-run notes' routes /longcat/preview/*")
