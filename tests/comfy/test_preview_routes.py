@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from pipeline.faces import speaker_boxes_from_faces
 from pipeline.imaging import PIXEL_LEVELS, image_crop_rectangle
 from pipeline.portrait import prepare_portrait
 from pipeline.preflight import crop_preview, plan_audio
+from support.audio_helpers import read_audio
 from support.avatar_graph import ensure_tiny_models, make_speech
 from support.comfy_server import ComfyServer
 from support.face_images import coffee, save_png, two_people
@@ -104,20 +104,13 @@ def test_face_route_finds_the_engines_speaker_boxes(comfy_server: ComfyServer, m
     assert refused.status_code == 422 and "found 0 face(s)" in refused.json()["error"]
 
 
-def _load(path: Path) -> dict[str, Any]:
-    import soundfile
-
-    samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return {"waveform": torch.from_numpy(samples.T.copy())[None], "sample_rate": rate}
-
-
 def test_box_editor_route_plans_the_audio(comfy_server: ComfyServer, media: dict[str, Any]) -> None:
     ensure_tiny_models(comfy_server.models_dir)
     one, two = comfy_server.upload(media["speech"]), comfy_server.upload(media["speech_2"])
     answer = post(
         comfy_server, "audio", {"audio": one, "audio_2": two, "mode": "add", "audio_encoder": WHISPER_CHOICE}
     ).json()
-    local = plan_audio([_load(media["speech"]), _load(media["speech_2"])], "add", "v1.5")
+    local = plan_audio([read_audio(media["speech"]), read_audio(media["speech_2"])], "add", "v1.5")
     assert answer["version_known"] is True and answer["speakers"] == 2
     assert answer["duration_s"] == pytest.approx(local.duration_s, abs=1e-3)
     assert answer["plans"] == [{"version": "v1.5", "fps": 25, "segments": local.num_segments, "frames": local.frames,
