@@ -5,6 +5,7 @@
 // the model's token grid, the faces - comes from the pack's /longcat/preview/* routes (the engine), never from here.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { inputNode, postJson, store, widgetValue } from "./longcat_common.js";
 
 const AUDIO_ENCODE = "LongCatAvatarAudioEncode";
 const SAMPLER = "LongCatAvatarSampler";
@@ -21,23 +22,7 @@ const REFRESH_MS = 600; // how often the editor checks whether its inputs change
 const EDITOR_HEIGHT = 460; // minimum height of the editor inside the node
 const NODE_WIDTH = 460;
 
-function store() {
-  const shared = (window.__longcatAvatar ??= { decoratedNodes: [] });
-  return (shared.boxEditors ??= {});
-}
-
 // ---- the graph: where the portrait and the resolution come from ----------------------------------------------------
-
-function inputNode(node, name) {
-  const slot = node.findInputSlot?.(name) ?? -1;
-  let source = slot >= 0 ? node.getInputNode(slot) : null;
-  while (source?.type === "Reroute") source = source.getInputNode(0);
-  return source;
-}
-
-function widgetValue(node, name) {
-  return node?.widgets?.find((w) => w.name === name)?.value;
-}
 
 function portraitEncodeOf(audioNode) {
   for (const target of audioNode.getOutputNodes?.(0) ?? []) {
@@ -79,12 +64,6 @@ function writeBoxes(node, editor) {
 
 // ---- the engine's answer --------------------------------------------------------------------------------------------
 
-async function postJson(route, body) {
-  const response = await api.fetchApi(route, { method: "POST", body: JSON.stringify(body) });
-  const answer = await response.json().catch(() => ({ error: `${route} answered ${response.status}` }));
-  return response.ok ? answer : Promise.reject(new Error(answer.error ?? `${route} answered ${response.status}`));
-}
-
 function loadImage(editor, view) {
   const query = new URLSearchParams(view).toString();
   if (editor.imageQuery === query) return;
@@ -102,7 +81,7 @@ function loadCropped(editor, dataUrl) {
 
 async function refresh(node, editor) {
   if (!node.graph || node.id == null || node.id === -1) return; // not in a graph yet
-  store()[String(node.id)] = editor;
+  store("boxEditors")[String(node.id)] = editor;
   const inputs = portraitInputs(node);
   const texts = [SPEAKER_WIDGET, EXTRA_WIDGET].map((name) => widgetValue(node, name) ?? "");
   const signature = JSON.stringify([inputs, texts, linked(node, SPEAKER_WIDGET)]);
@@ -367,7 +346,7 @@ function addBoxEditor(node) {
   const onRemoved = node.onRemoved;
   node.onRemoved = function () {
     clearInterval(editor.timer);
-    delete store()[String(node.id)];
+    delete store("boxEditors")[String(node.id)];
     return onRemoved?.apply(this, arguments);
   };
   fitNode(node);

@@ -3,32 +3,11 @@
 // page when not). The numbers come from the engine through /longcat/preview/audio and /longcat/preview/models.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { inputNode, postJson, store, widgetValue } from "./longcat_common.js";
 
 const AUDIO_ENCODE = "LongCatAvatarAudioEncode";
 const NOTE_WIDGET = "longcat_preflight";
 const REFRESH_MS = 700; // how often a note checks whether its inputs changed (one string comparison per node)
-
-function store() {
-  const shared = (window.__longcatAvatar ??= { decoratedNodes: [] });
-  return (shared.preflight ??= {});
-}
-
-function inputNode(node, name) {
-  const slot = node.findInputSlot?.(name) ?? -1;
-  let source = slot >= 0 ? node.getInputNode(slot) : null;
-  while (source?.type === "Reroute") source = source.getInputNode(0);
-  return source;
-}
-
-function widgetValue(node, name) {
-  return node?.widgets?.find((w) => w.name === name)?.value;
-}
-
-async function postJson(route, body) {
-  const response = await api.fetchApi(route, { method: "POST", body: JSON.stringify(body) });
-  const answer = await response.json().catch(() => ({ error: `${route} answered ${response.status}` }));
-  return response.ok ? answer : Promise.reject(new Error(answer.error ?? `${route} answered ${response.status}`));
-}
 
 // ---- a read-only note inside a node ---------------------------------------------------------------------------------
 
@@ -45,7 +24,7 @@ function addNote(node, refresh) {
   const note = { element, signature: null, busy: false, ready: false };
   const tick = async () => {
     if (!node.graph || node.id == null || node.id === -1 || note.busy) return;
-    store()[String(node.id)] = note;
+    store("preflight")[String(node.id)] = note;
     note.busy = true;
     try {
       await refresh(node, note);
@@ -59,7 +38,7 @@ function addNote(node, refresh) {
   const onRemoved = node.onRemoved;
   node.onRemoved = function () {
     clearInterval(timer);
-    delete store()[String(node.id)];
+    delete store("preflight")[String(node.id)];
     return onRemoved?.apply(this, arguments);
   };
 }
@@ -145,10 +124,10 @@ app.registerExtension({
   async init() {
     // Which loader widgets name model files: asked once, before the node definitions are registered.
     const response = await api.fetchApi("/longcat/preview/models").catch(() => null);
-    store().loaders = response?.ok ? await response.json() : {};
+    store("preflight").loaders = response?.ok ? await response.json() : {};
   },
   beforeRegisterNodeDef(nodeType, nodeData) {
-    const widgets = store().loaders?.[nodeData?.name];
+    const widgets = store("preflight").loaders?.[nodeData?.name];
     const refresh = nodeData?.name === AUDIO_ENCODE ? refreshAudio : widgets && loaderRefresher(widgets);
     if (!refresh) return;
     const onNodeCreated = nodeType.prototype.onNodeCreated;
