@@ -96,7 +96,8 @@ async function refresh(node, editor) {
     const body = { ...inputs, speaker_boxes: texts[0], extra_people_boxes: texts[1] };
     const answer = await postJson("/longcat/preview/crop", body);
     editor.answer = answer;
-    editor.boxes = { speakers: answer.boxes.speakers, extras: answer.boxes.extras };
+    const copy = (boxes) => boxes.map((box) => [...box]); // edits must not change the engine's answer
+    editor.boxes = { speakers: copy(answer.boxes.speakers), extras: copy(answer.boxes.extras) };
     loadImage(editor, answer.view);
     loadCropped(editor, answer.cropped);
     const crop = `${answer.size.width}x${answer.size.height} crop, ${answer.grid.width}x${answer.grid.height} tokens`;
@@ -118,7 +119,6 @@ async function findFaces(node, editor) {
   try {
     const answer = await postJson("/longcat/preview/faces", { image: inputs.image });
     editor.boxes.speakers = answer.boxes;
-    editor.found = answer.boxes;
     writeBoxes(node, editor);
   } catch (error) {
     showStatus(editor, error.message, true);
@@ -151,8 +151,9 @@ function drawBox(ctx, box, colour, label, scale, dashed) {
   ctx.lineWidth = 2 * (window.devicePixelRatio || 1);
   ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
   ctx.fillStyle = colour;
-  ctx.font = `${12 * (window.devicePixelRatio || 1)}px sans-serif`;
-  ctx.fillText(label, x0 + 4, y0 + 14 * (window.devicePixelRatio || 1));
+  const text = 12 * (window.devicePixelRatio || 1);
+  ctx.font = `${text}px sans-serif`;
+  ctx.fillText(label, x0 + 2, y0 > text + 4 ? y0 - 4 : y1 + text + 2); // above the box, or below it at the top edge
   if (dashed) return;
   const size = DELETE_PX * (window.devicePixelRatio || 1);
   ctx.fillRect(x1 - size, y0, size, size);

@@ -7,6 +7,7 @@ import { inputNode, postJson, store, widgetValue } from "./longcat_common.js";
 
 const AUDIO_ENCODE = "LongCatAvatarAudioEncode";
 const NOTE_WIDGET = "longcat_preflight";
+const NOTE_HEIGHT = 48; // three lines of the 11 px text
 const REFRESH_MS = 700; // how often a note checks whether its inputs changed (one string comparison per node)
 
 // ---- a read-only note inside a node ---------------------------------------------------------------------------------
@@ -18,7 +19,7 @@ function addNote(node, refresh) {
   const widget = node.addDOMWidget(NOTE_WIDGET, "longcat_preflight", element, {
     serialize: false, // a note, never part of the workflow or the prompt
     hideOnZoom: false,
-    getMinHeight: () => 34,
+    getMinHeight: () => NOTE_HEIGHT,
   });
   widget.serialize = false;
   const note = { element, signature: null, busy: false, ready: false };

@@ -43,14 +43,14 @@ PIXEL_SLACK = 3  # image pixels: one screen pixel covers ~2.5 of them, and the e
 DOMINANT = {"speaker 1": 0, "speaker 2": 2}  # red and blue boxes (web/longcat_box_editor.js COLOURS): their channel
 
 LOAD = """
-async ([workflow, image, audios, width, height, prefix]) => {
+async ([workflow, image, audios, resolution, width, height, prefix]) => {
   await window.app.loadGraphData(workflow, true, true, "box_editor.json");
   const graph = window.app.graph;
   const set = (node, name, value) => { node.widgets.find((w) => w.name === name).value = value; };
   graph.nodes.filter((n) => n.type === "LoadImage").forEach((n) => set(n, "image", image));
   graph.nodes.filter((n) => n.type === "LoadAudio").forEach((n, i) => set(n, "audio", audios[i]));
   const portrait = graph.nodes.find((n) => n.type === "LongCatAvatarPortraitEncode");
-  set(portrait, "resolution", "custom"); set(portrait, "width", width); set(portrait, "height", height);
+  set(portrait, "resolution", resolution); set(portrait, "width", width); set(portrait, "height", height);
   graph.nodes.filter((n) => n.type === "LongCatAvatarVideoCombine").forEach((n) => set(n, "filename_prefix", prefix));
   const encode = graph.getNodeById(8);
   const canvas = window.app.canvas;  // show Audio Encode at 100% near the top left of the page
@@ -89,10 +89,10 @@ def page(comfy_server: ComfyServer) -> Iterator[Any]:
         yield page
 
 
-def load_workflow(page: Any, media: dict[str, Any], prefix: str) -> dict[str, Any]:
+def load_workflow(page: Any, media: dict[str, Any], prefix: str, resolution: str = "custom") -> dict[str, Any]:
     """Load the two-speaker workflow with the test's files; wait until the editor shows the portrait."""
     workflow = json.loads(ui_workflows()[WORKFLOW].read_text())
-    page.evaluate(LOAD, [workflow, media["image"], media["audios"], *SIZE, prefix])
+    page.evaluate(LOAD, [workflow, media["image"], media["audios"], resolution, *SIZE, prefix])
     page.wait_for_function(f"(id) => ({EDITOR_STATE})(id)?.ready", arg=ENCODE)
     return workflow
 
@@ -237,7 +237,7 @@ def _canvas_colour(page: Any, y: float, x: float) -> tuple[int, int, int]:
 def test_box_editor_shows_face_boxes_found_automatically_and_they_can_be_corrected(
     page: Any, media: dict[str, Any], tmp_path: Path
 ) -> None:
-    load_workflow(page, media, "box_editor/faces")
+    load_workflow(page, media, "box_editor/faces", "480p")  # nothing is generated: the real size, for the picture
     page.get_by_role("button", name="Find faces").click()
     found = wait_boxes(page, 2)
     expected = speaker_boxes_from_faces(two_people())
@@ -260,11 +260,13 @@ def test_box_editor_shows_face_boxes_found_automatically_and_they_can_be_correct
 
     answer = editor_state(page)["answer"]  # the crop and mask preview the editor shows are the engine's
     image = torch.from_numpy(two_people().astype(np.float32) / PIXEL_LEVELS)[None]
-    local = crop_preview(image, "custom", *SIZE, corrected)
+    local = crop_preview(image, "480p", 0, 0, corrected)
+    assert local.size_hw == (480, 832) and answer["size"] == {"height": 480, "width": 832}
     assert [answer["crop"][k] for k in ("top", "left", "bottom", "right")] == list(
-        image_crop_rectangle(*SOURCE, SIZE[1], SIZE[0])
+        image_crop_rectangle(*SOURCE, 480, 832)
     )
-    assert torch.equal(torch.tensor([m["cells"] for m in answer["masks"]], dtype=torch.bool), local.grid_masks)
+    shown = torch.tensor([m["cells"] for m in answer["masks"]], dtype=torch.bool)
+    assert answer["boxes"]["used"] == corrected and torch.equal(shown, local.grid_masks)
     assert page.locator(".longcat-box-editor-mask").bounding_box()["width"] > 50
 
     shot = node_screenshot(page, tmp_path / "box_editor.png")
