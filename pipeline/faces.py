@@ -8,6 +8,7 @@ Boxes are `(y_min, x_min, y_max, x_max)` in image pixels, max exclusive, like th
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from .audio.speaker_masks import Box
+from .imaging import PIXEL_LEVELS
 
 OPENCV_PACKAGE = "opencv-python-headless>=4.8,<5"
 CASCADE_FILE = "haarcascade_frontalface_default.xml"  # OpenCV's general frontal-face cascade
@@ -25,7 +27,9 @@ CASCADE_WINDOW = 24  # the cascade's training window in pixels: nothing smaller 
 DETECT_MAX_SIDE = 1024  # larger images are shrunk for detection: faces worth a speaker stay far above 24 px
 DEFAULT_MIN_FACE_SHARE = 0.05  # a face narrower than 5% of the short side is background, not a speaker
 DEFAULT_MARGIN = 0.5  # a speaker's region reaches half a face beyond the face on every side (hair, chin, ears)
-PIXEL_MAX = 255  # 8-bit pixels: the cascade was trained on them
+# One detection at a time: the node and the preview route share one cascade, and OpenCV does not promise that
+# concurrent detectMultiScale calls on one classifier are safe.
+_DETECT_LOCK = threading.Lock()
 
 
 class FaceBoxError(ValueError):
@@ -65,7 +69,7 @@ def image_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or min(array.shape[:2]) < 1:
         raise FaceBoxError(f"expected an image [H, W, C] with 1, 3 or 4 channels, got shape {array.shape}")
     if array.dtype != np.uint8:
-        array = np.clip(np.rint(array.astype(np.float32) * PIXEL_MAX), 0, PIXEL_MAX).astype(np.uint8)
+        array = np.clip(np.rint(array.astype(np.float32) * PIXEL_LEVELS), 0, PIXEL_LEVELS).astype(np.uint8)
     return np.ascontiguousarray(array[..., :3])
 
 
@@ -81,9 +85,10 @@ def detect_faces(image: torch.Tensor | np.ndarray, min_size: int = CASCADE_WINDO
     if scale < 1:
         gray = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
     smallest = max(CASCADE_WINDOW, int(min_size * scale))
-    found = cascade.detectMultiScale(
-        cv2.equalizeHist(gray), scaleFactor=SCALE_STEP, minNeighbors=MIN_NEIGHBOURS, minSize=(smallest, smallest)
-    )
+    with _DETECT_LOCK:
+        found = cascade.detectMultiScale(
+            cv2.equalizeHist(gray), scaleFactor=SCALE_STEP, minNeighbors=MIN_NEIGHBOURS, minSize=(smallest, smallest)
+        )
     boxes = []
     for x, y, w, h in np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale:
         boxes.append((round(y), round(x), min(height, round(y + h)), min(width, round(x + w))))

@@ -26,20 +26,22 @@ import torch
 from aiohttp import web
 from server import PromptServer
 
+from ..nodes.audio_encode import format_boxes, parse_boxes
+from ..pipeline.audio.speaker_masks import NUM_HUMANS
 from ..pipeline.faces import DEFAULT_MARGIN, DEFAULT_MIN_FACE_SHARE, FaceBoxError, speaker_boxes_from_faces
+from ..pipeline.imaging import PIXEL_LEVELS
 from ..pipeline.preflight import crop_preview
 from .preview_inputs import PreviewError, audio_plans, load_image, loader_widgets, model_file_status, view_params
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/longcat/preview"
-PIXEL_MAX = 255  # 8-bit PNG
 MAX_BODY_BYTES = 1 << 20  # a request names files; it never carries media
 
 
 def _png_data_url(pixels: torch.Tensor) -> str:
     """A [H, W, 3] float image in [0, 1] as a data: URL of an 8-bit PNG."""
-    array = (pixels.clamp(0, 1) * PIXEL_MAX).round().to(torch.uint8).cpu().numpy()
+    array = (pixels.clamp(0, 1) * PIXEL_LEVELS).round().to(torch.uint8).cpu().numpy()
     buffer = io.BytesIO()
     PIL.Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -47,8 +49,6 @@ def _png_data_url(pixels: torch.Tensor) -> str:
 
 def _box_list(text: Any, label: str) -> list[list[float]]:
     """Boxes from a widget's text, parsed by Audio Encode's own parser."""
-    from ..nodes.audio_encode import parse_boxes
-
     try:
         return parse_boxes(str(text or ""), label)
     except ValueError as error:
@@ -66,11 +66,9 @@ def crop_answer(body: dict[str, Any]) -> dict[str, Any]:
     else:
         note, used = "", speakers or None
     try:
-        preview = crop_preview(
-            image, str(body.get("resolution", "512x512")), int(body.get("width") or 0), int(body.get("height") or 0),
-            used, extras,
-        )  # fmt: skip
-    except ValueError as error:
+        size = int(body.get("width") or 0), int(body.get("height") or 0)
+        preview = crop_preview(image, str(body.get("resolution", "512x512")), *size, used, extras)
+    except (TypeError, ValueError) as error:
         raise PreviewError(400, str(error)) from error
     if preview.empty_speakers:
         note = f"speaker box(es) {preview.empty_speakers} cover no token of the model's grid: the run would refuse them"
@@ -94,12 +92,12 @@ def crop_answer(body: dict[str, Any]) -> dict[str, Any]:
 
 def faces_answer(body: dict[str, Any]) -> dict[str, Any]:
     """Speaker boxes from the portrait's faces, as Speaker Boxes from Faces finds them."""
-    from ..nodes.audio_encode import format_boxes
-    from ..pipeline.audio.speaker_masks import NUM_HUMANS
-
     image = load_image(body.get("image"))
-    share = float(body.get("min_face_share", DEFAULT_MIN_FACE_SHARE))
-    margin = float(body.get("margin", DEFAULT_MARGIN))
+    try:
+        share = float(body.get("min_face_share", DEFAULT_MIN_FACE_SHARE))
+        margin = float(body.get("margin", DEFAULT_MARGIN))
+    except (TypeError, ValueError) as error:
+        raise PreviewError(400, f"min_face_share and margin must be numbers: {error}") from error
     try:
         boxes = speaker_boxes_from_faces(image, NUM_HUMANS, share, margin)
     except FaceBoxError as error:
