@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,11 @@ def parse_boxes(text: str, label: str) -> list[list[float]]:
             raise ValueError(f"{label}: '{part.strip()}' is not a box 'y_min, x_min, y_max, x_max' in image pixels")
         boxes.append([float(n) for n in numbers])
     return boxes
+
+
+def format_boxes(boxes: Sequence[Sequence[float]]) -> str:
+    """Boxes as `parse_boxes` reads them: one `y_min, x_min, y_max, x_max` line per box, in whole pixels."""
+    return "\n".join(", ".join(str(round(v)) for v in box) for box in boxes)
 
 
 def mix_for_video(audios: list[dict[str, Any] | None], mode: str) -> dict[str, Any]:

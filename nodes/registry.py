@@ -10,6 +10,7 @@ from .loaders import LOADERS
 from .model_files import register_folders
 from .portrait_encode import PortraitEncode
 from .sampler import AvatarSampler
+from .speaker_faces import SpeakerBoxesFromFaces
 from .text_encode import TextEncode
 from .tts import TextToSpeech
 from .video_combine import VideoCombine, remove_interrupted_writes
@@ -23,6 +24,7 @@ def all_nodes() -> list[type[Any]]:
     return [
         *LOADERS,
         PortraitEncode,
+        SpeakerBoxesFromFaces,
         AudioEncode,
         TextEncode,
         AvatarSampler,

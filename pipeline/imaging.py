@@ -20,6 +20,24 @@ from diffusers.image_processor import VaeImageProcessor
 PIXEL_LEVELS = 255
 
 
+def image_cover_size(src_h: int, src_w: int, height: int, width: int) -> tuple[int, int]:
+    """(h, w) diffusers resizes an image to before the crop: one side equals the target, the other floor-divided."""
+    if width / height > src_w / src_h:
+        return src_h * width // src_w, width
+    return height, src_w * height // src_h
+
+
+def image_crop_rectangle(src_h: int, src_w: int, height: int, width: int) -> tuple[float, float, float, float]:
+    """(top, left, bottom, right) in source pixels of the part of the image that the image crop keeps.
+
+    diffusers pastes the cover-size image centred, at offset (target // 2 − cover // 2) on each axis.
+    """
+    cover_h, cover_w = image_cover_size(src_h, src_w, height, width)
+    top, left = cover_h // 2 - height // 2, cover_w // 2 - width // 2
+    scale_y, scale_x = src_h / cover_h, src_w / cover_w
+    return top * scale_y, left * scale_x, (top + height) * scale_y, (left + width) * scale_x
+
+
 def mask_cover_size(src_h: int, src_w: int, height: int, width: int) -> tuple[int, int]:
     """(h, w) the reference resizes masks to before the crop: int() of the float products, never below the target."""
     if width / height > src_w / src_h:

@@ -1,5 +1,5 @@
-"""The pack's HTTP routes on the ComfyUI server: POST /longcat/avatar, GET /longcat/avatar/{job_id} and the model
-downloads of the loaders' button (/longcat/downloads).
+"""The pack's HTTP routes on the ComfyUI server: POST /longcat/avatar, GET /longcat/avatar/{job_id}, the model
+downloads of the loaders' button (/longcat/downloads) and the browser extension's /longcat/preview/* routes.
 
 Importing this package registers them. It never raises: if registration fails the nodes still load, and the log says
 why.
@@ -24,3 +24,4 @@ def _register(module: str, what: str) -> bool:
 
 REGISTERED = _register("avatar", "the HTTP endpoint /longcat/avatar")
 DOWNLOADS_REGISTERED = _register("downloads", "the model downloads of the loaders' button, /longcat/downloads")
+PREVIEW_REGISTERED = _register("preview", "the box editor's and pre-run notes' routes /longcat/preview/*")

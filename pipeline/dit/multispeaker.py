@@ -15,20 +15,30 @@ FAR_BACKGROUND_POS = 100.0
 MAX_CLASSES_NEAR_BACKGROUND = 3
 
 
+def token_grid_masks(ref_target_masks: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+    """Pixel masks [K, H_px, W_px] -> nearest-resized to the token grid, > 0: [K, N_h, N_w] bool."""
+    if ref_target_masks.dim() != 3 or ref_target_masks.shape[0] < 2:
+        raise ValueError(
+            f"ref_target_masks must be [K >= 2, H, W] (speaker 1, speaker 2, ...), got {list(ref_target_masks.shape)}"
+        )
+    return F.interpolate(ref_target_masks[None].float(), size=grid_hw, mode="nearest")[0] > 0
+
+
+def empty_speaker_tokens(grid_masks: torch.Tensor) -> list[int]:
+    """The speakers (1-based) whose token-grid mask covers no token."""
+    return [k + 1 for k in range(2) if not grid_masks[k].any()]
+
+
 def token_masks(ref_target_masks: torch.Tensor, grid_hw: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
     """Pixel masks [K, H_px, W_px] -> nearest-resized to the token grid, > 0, flattened: [K, N_h * N_w] (0/1).
 
     The two speaker masks (classes 0 and 1) must cover at least one token, else routing is undefined (NaN).
     """
-    if ref_target_masks.dim() != 3 or ref_target_masks.shape[0] < 2:
-        raise ValueError(
-            f"ref_target_masks must be [K >= 2, H, W] (speaker 1, speaker 2, ...), got {list(ref_target_masks.shape)}"
-        )
-    masks = (F.interpolate(ref_target_masks[None].float(), size=grid_hw, mode="nearest")[0] > 0).flatten(1)
-    empty = [k + 1 for k in range(2) if not masks[k].any()]
+    masks = token_grid_masks(ref_target_masks, grid_hw)
+    empty = empty_speaker_tokens(masks)
     if empty:
         raise ValueError(f"speaker mask(s) {empty} cover no latent token at grid {grid_hw}; enlarge the region")
-    return masks.to(dtype)
+    return masks.flatten(1).to(dtype)
 
 
 def _map_rows(q: torch.Tensor, k_ref: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from pipeline.sampling.sampler import SamplerSettings, generate_video
 from pipeline.vae.loader import load_wan_vae
 from pipeline.vae.wan_vae import WanVAE
 from support.avatar_graph import (
+    add_box_masks,
     api_workflow,
     fill_workflow,
     make_portrait,
@@ -281,18 +282,8 @@ def _boxes_prompt(files: dict[str, str], tag: str, masks: bool, halves: bool = F
     boxes = {1: (20, 5, 90, 60), 2: (30, 60, 100, 115)}  # (y_min, x_min, y_max, x_max) in the 120x160 portrait
     if not masks and not halves:
         prompt[encode]["inputs"]["speaker_boxes"] = "\n".join(", ".join(map(str, b)) for b in boxes.values())
-    for person, (y0, x0, y1, x1) in boxes.items() if masks else ():
-        prompt[f"canvas{person}"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 120, "height": 160}}
-        prompt[f"box{person}"] = {
-            "class_type": "SolidMask",
-            "inputs": {"value": 1.0, "width": x1 - x0, "height": y1 - y0},
-        }
-        prompt[f"mask{person}"] = {
-            "class_type": "MaskComposite",
-            "inputs": {"destination": [f"canvas{person}", 0], "source": [f"box{person}", 0], "x": x0, "y": y0,
-                       "operation": "add"},
-        }  # fmt: skip
-        prompt[encode]["inputs"][f"speaker_{person}_mask"] = [f"mask{person}", 0]
+    if masks:
+        add_box_masks(prompt, encode, list(boxes.values()), 120, 160)
     prompt["p_frames"] = probe_node(node_id(prompt, "LongCatAvatarDecode"), 0, f"{tag}_frames")
     return prompt
 

@@ -44,3 +44,11 @@ def as_audio(samples: np.ndarray, rate: int = 16000) -> dict:
     """A ComfyUI AUDIO dict from [samples] or [channels, samples]."""
     array = samples if samples.ndim == 2 else samples[None]
     return {"waveform": torch.from_numpy(np.ascontiguousarray(array))[None], "sample_rate": rate}
+
+
+def read_audio(path: Path) -> dict:
+    """A ComfyUI AUDIO dict of an audio file (through soundfile)."""
+    import soundfile
+
+    samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return as_audio(samples.T, rate)

@@ -147,6 +147,28 @@ def fill_workflow(
     return prompt
 
 
+def add_box_masks(prompt: dict[str, Any], encode: str, boxes: list[list[float]], width: int, height: int) -> None:
+    """Connect Audio Encode's speaker masks to core MASK nodes (SolidMask + MaskComposite) drawing `boxes`.
+
+    `boxes` are (y_min, x_min, y_max, x_max) in the `width` x `height` portrait, speaker 1 first.
+    """
+    for person, (y0, x0, y1, x1) in enumerate((tuple(round(v) for v in b) for b in boxes), start=1):
+        prompt[f"canvas{person}"] = {
+            "class_type": "SolidMask",
+            "inputs": {"value": 0.0, "width": width, "height": height},
+        }
+        prompt[f"box{person}"] = {
+            "class_type": "SolidMask",
+            "inputs": {"value": 1.0, "width": x1 - x0, "height": y1 - y0},
+        }
+        prompt[f"mask{person}"] = {
+            "class_type": "MaskComposite",
+            "inputs": {"destination": [f"canvas{person}", 0], "source": [f"box{person}", 0], "x": x0, "y": y0,
+                       "operation": "add"},
+        }  # fmt: skip
+        prompt[encode]["inputs"][f"speaker_{person}_mask"] = [f"mask{person}", 0]
+
+
 PROBE_SOURCE = '''
 """Test-only ComfyUI node: dumps every tensor reachable from its input (dataclasses, dicts, lists) to a file."""
 import dataclasses, json, os
