@@ -12,6 +12,7 @@ import pytest
 
 from support.comfy_server import ComfyServer, remove_base_dir, start_server
 from support.gated_server import start_gated_server
+from support.suite_limits import MIN_TESTS_ENV, SERVER_TIMEOUT_S, UNIT_TIMEOUT_S
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +38,6 @@ def gated_server(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFac
     finally:
         server.stop()
         remove_base_dir(server)
-
-
-UNIT_TIMEOUT_S = 600  # the slowest unit/parity test takes about a minute on a busy 2-core machine; beyond this it hung
-SERVER_TIMEOUT_S = 900  # a server test may also start ComfyUI and build the tiny models (~5 min seen under load)
-MIN_TESTS_ENV = "LONGCAT_MIN_TESTS"  # .ci/run sets it for a whole-suite run: "unit=300,parity=110,comfy=70"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import MIN_TESTS_ENV, SERVER_TIMEOUT_S, UNIT_TIMEOUT_S
+
+from support.suite_limits import MIN_TESTS_ENV, SERVER_TIMEOUT_S, UNIT_TIMEOUT_S
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UNIT_FILE = "tests/unit/test_cli_params.py"  # light: collecting it imports no torch
