@@ -1,7 +1,7 @@
 """Which model files a ComfyUI installation holds for LongCat Avatar v1.0 and v1.5, and what is still missing.
 
 Official folder layouts live under `models/longcat/<hub repository>/`; single files in the standard folders are
-recognised by their tensor names (read from the safetensors header, no weights loaded), never by their file names.
+recognised by their tensor names (read from the safetensors or GGUF header, no weights loaded), never by their file names.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ class ModelFolders:
             return [p for p in hits if ((p / option.marker).is_file() if option.marker else p.is_file())]
         found = []
         for folder in self.folders(option.folder):
-            for path in sorted(folder.rglob("*.safetensors")):
+            paths = (p for p in folder.rglob("*") if p.suffix in catalogue.WEIGHT_SUFFIXES and p.is_file())
+            for path in sorted(paths):
                 if self.kind_of(path) == option.kind:
                     found.append(path)
         return found

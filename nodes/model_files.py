@@ -6,24 +6,29 @@ A loader's dropdown lists the files of its standard folder plus the official com
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import folder_paths
 
-from ..pipeline.model_catalogue import LONGCAT_FOLDER, LoaderFiles, Official
+from ..pipeline.model_catalogue import GGUF_FOLDER, GGUF_SUFFIX, LONGCAT_FOLDER, LoaderFiles, Official
 
 OFFICIAL_PREFIX = f"{LONGCAT_FOLDER}/"
 NONE_CHOICE = "none"
 
 
 def register_folders() -> None:
-    """Add `models/longcat` as the `longcat` model folder (extra_model_paths.yaml may add more)."""
+    """Add `models/longcat` as the `longcat` model folder (extra_model_paths.yaml may add more), and list the .gguf
+    files of diffusion_models/ under GGUF_FOLDER."""
     default = os.path.join(folder_paths.models_dir, LONGCAT_FOLDER)
     if LONGCAT_FOLDER not in folder_paths.folder_names_and_paths:
         folder_paths.folder_names_and_paths[LONGCAT_FOLDER] = ([default], set())
     elif default not in folder_paths.folder_names_and_paths[LONGCAT_FOLDER][0]:
         folder_paths.add_model_folder_path(LONGCAT_FOLDER, default)
+    if GGUF_FOLDER not in folder_paths.folder_names_and_paths:  # the same path list: later additions show in both
+        paths = folder_paths.folder_names_and_paths["diffusion_models"][0]
+        folder_paths.folder_names_and_paths[GGUF_FOLDER] = (paths, {GGUF_SUFFIX})
 
 
 def longcat_roots() -> list[Path]:
@@ -41,10 +46,13 @@ def _official_location(entry: Official) -> Path | None:
 
 
 def _standard_files(kind: LoaderFiles) -> list[str]:
-    try:
-        return folder_paths.get_filename_list(kind.folder)
-    except KeyError:  # an old ComfyUI without this folder name
-        return []
+    """The loader's single files: its standard folder's, plus the .gguf files there when it reads GGUF."""
+    register_folders()
+    files = []
+    for folder in filter(None, (kind.folder, kind.gguf_folder)):
+        with contextlib.suppress(KeyError):  # an old ComfyUI without this folder name
+            files += folder_paths.get_filename_list(folder)
+    return files
 
 
 def where(kind: LoaderFiles) -> str:
@@ -68,7 +76,9 @@ def resolve(kind: LoaderFiles, choice: str) -> Path:
             if location is not None:
                 return location
     else:
-        found = folder_paths.get_full_path(kind.folder, choice)
+        register_folders()
+        gguf = kind.gguf_folder is not None and choice.endswith(GGUF_SUFFIX)
+        found = folder_paths.get_full_path(kind.gguf_folder if gguf else kind.folder, choice)
         if found is not None:
             return Path(found)
     raise FileNotFoundError(missing_message(kind, choice))

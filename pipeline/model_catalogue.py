@@ -110,11 +110,18 @@ class LoaderFiles:
     folder: str  # ComfyUI folder_paths name of its single files
     official: tuple[Official, ...]
     single_file_hint: str
+    gguf_folder: str | None = None  # the folder_paths name listing .gguf files of the same folders, if it reads GGUF
+
+
+# The folder name ComfyUI-GGUF registers for .gguf files in diffusion_models/ (ComfyUI's own list has no .gguf):
+# the same name, so the two packs share one registration when both are installed.
+GGUF_FOLDER, GGUF_SUFFIX = "unet_gguf", ".gguf"
+WEIGHT_SUFFIXES = (".safetensors", GGUF_SUFFIX)  # the single-file weight formats the loaders read
 
 
 DIT = LoaderFiles(
     "avatar model (DiT)", "diffusion_models", (DIT_V15_BF16, DIT_V15_INT8, DIT_V10_SINGLE, DIT_V10_MULTI),
-    "a LongCat-Video-Avatar DiT .safetensors file",
+    "a LongCat-Video-Avatar DiT .safetensors or .gguf file", GGUF_FOLDER,
 )  # fmt: skip
 LORA = LoaderFiles("LoRA", "loras", (LORA_V15_DMD,), "a LongCat LoRA .safetensors file (e.g. dmd_lora.safetensors)")
 AUDIO_ENCODER = LoaderFiles(
