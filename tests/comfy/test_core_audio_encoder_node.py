@@ -44,6 +44,8 @@ def test_core_audio_encoder_on_the_server(probe_server: ComfyServer, tmp_path: P
     tensors, scalars = read_probe(probe_server.output_dir, "core_enc_audio")
     audio = {"waveform": tensors["value.waveform"], "sample_rate": scalars["value.sample_rate"]}
     for version, (kind, _) in CASES.items():
+        dumped = probe_server.output_dir / "probe" / f"core_enc_{kind}.safetensors"
+        assert dumped.is_file(), f"Audio Encode on core_{kind} did not run (link refused?)\n{probe_server.log_tail()}"
         served = read_probe(probe_server.output_dir, f"core_enc_{kind}")[0]["value.features.features"]
         ours = compute_audio_features(audio, load_audio_encoder(files[version], version=version), seed=SEED).features
         assert served.shape == ours.shape and served.abs().sum() > 0
