@@ -18,7 +18,8 @@ from ..pipeline.audio.multi_speaker import MODES, arrange_tracks, compute_multi_
 from ..pipeline.limits import MAX_NOISE_SEED
 from ..pipeline.versions import VERSIONS
 from .choices import check_choices
-from .payloads import AudioEmbedsPayload, AudioEncoderHandle, SpeakerLayout
+from .core_audio_encoder import encoder_handle
+from .payloads import AudioEmbedsPayload, SpeakerLayout
 from .types import CATEGORY, AudioEmbeds, AudioEncoderModel
 from .vocal_separation import OFF, WHERE, as_audio, separate_audio, separator_input
 
@@ -83,7 +84,13 @@ class AudioEncode(io.ComfyNode):
             + ", ".join(f"{s.encoder_kind} at {s.feature_rate} Hz for {s.version}" for s in VERSIONS.values())
             + "; the rate is fixed by the model version). Connect audio_2 for two speakers.",
             inputs=[
-                AudioEncoderModel.Input("audio_encoder", tooltip="From LongCat Avatar Audio Encoder Loader."),
+                io.MultiType.Input(
+                    "audio_encoder",
+                    types=[AudioEncoderModel, io.AudioEncoder],
+                    tooltip="From LongCat Avatar Audio Encoder Loader, or ComfyUI's Load Audio Encoder with "
+                    + " or ".join(f"{s.encoder_name} ({s.version})" for s in VERSIONS.values())
+                    + ": only its weights are used.",
+                ),
                 io.Audio.Input("audio", tooltip="Speech of the (first) speaker; any sample rate, mono or stereo."),
                 io.Audio.Input(
                     "audio_2",
@@ -148,7 +155,7 @@ class AudioEncode(io.ComfyNode):
     @classmethod
     def execute(
         cls,
-        audio_encoder: AudioEncoderHandle,
+        audio_encoder: Any,
         audio: dict[str, Any],
         mode: str,
         speaker_boxes: str,
@@ -159,11 +166,12 @@ class AudioEncode(io.ComfyNode):
         speaker_2_mask: torch.Tensor | None = None,
         separate_vocals: str = OFF,
     ) -> io.NodeOutput:
-        """Encode one speaker, or two with their layout."""
+        """Encode one speaker, or two with their layout (with our encoder, or a core AUDIO_ENCODER's weights)."""
         masks = [speaker_1_mask, speaker_2_mask]
         if any(m is not None for m in masks) and not all(m is not None for m in masks):
             raise ValueError("LongCat Avatar Audio Encode: connect both speaker masks, or none (then boxes are used).")
         try:
+            audio_encoder = encoder_handle(audio_encoder, "audio_encoder")
             speech = [speech_for_features(a, separate_vocals) for a in (audio, audio_2)]
             if audio_2 is None:
                 features = compute_audio_features(speech[0], audio_encoder.encoder, seed=seed)

@@ -7,7 +7,8 @@
 - `api_workflow`, `fill_workflow`: the example API workflows with the test's files and a small resolution.
 - `install_probe`, `read_probe`: a test-only ComfyUI node that dumps any node output's tensors to a file, so tests
   can compare what flowed through the graph with direct engine calls; `probed_conditioning` rebuilds the sampler's
-  inputs from those dumps.
+  inputs from those dumps. The same custom node folder holds tiny builds of ComfyUI's own Wan text encoder (CLIP) and
+  audio encoder (AUDIO_ENCODER), whose core loaders hard-code the full sizes.
 """
 
 from __future__ import annotations
@@ -262,7 +263,32 @@ class LongCatTestTinyWanClip:
         return (clip,)
 
 
-NODE_CLASS_MAPPINGS = {"LongCatTestProbe": LongCatTestProbe, "LongCatTestTinyWanClip": LongCatTestTinyWanClip}
+class LongCatTestTinyCoreAudioEncoder:
+    """ComfyUI's own AudioEncoderModel (AUDIO_ENCODER) at a tiny size, loaded from a file as its loader loads one."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"file": ("STRING", {}), "config": ("STRING", {}), "prefix": ("STRING", {})}}
+
+    RETURN_TYPES = ("AUDIO_ENCODER",)
+    FUNCTION = "load"
+    CATEGORY = "testing"
+
+    def load(self, file, config, prefix):
+        import comfy.audio_encoders.audio_encoders, comfy.utils
+
+        encoder = comfy.audio_encoders.audio_encoders.AudioEncoderModel(json.loads(config))
+        state = comfy.utils.state_dict_prefix_replace(comfy.utils.load_torch_file(file, safe_load=True), {prefix: ""})
+        missing, unexpected = encoder.load_sd(state)
+        assert not unexpected and all(k.startswith("feature_extractor.mel_spectrogram.") for k in missing), missing
+        return (encoder,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "LongCatTestProbe": LongCatTestProbe,
+    "LongCatTestTinyWanClip": LongCatTestTinyWanClip,
+    "LongCatTestTinyCoreAudioEncoder": LongCatTestTinyCoreAudioEncoder,
+}
 '''
 
 
