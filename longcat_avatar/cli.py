@@ -1,5 +1,5 @@
-"""The command line: `python -m longcat_avatar generate | batch | create-config | doctor | estimate | download`
-(each has --help)."""
+"""The command line: `python -m longcat_avatar generate | batch | status | create-config | doctor | estimate |
+download` (each has --help)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from . import batch as batch_files
 from .client import AvatarGenerator, Inputs
 from .comfy_http import DEFAULT_URL
 from .errors import AvatarError, InvalidParametersError, ServerUnavailableError
+from .job_status import JobStatus
 from .params import DISTILLED, RESOLUTIONS, VERSIONS, GenerationParams
 from .progress import ProgressBar
 from .shared import limits
@@ -82,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--check", action="store_true", help="only validate the jobs")
     _server_options(run)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    status = commands.add_parser(
+        "status",
+        help="show a job's progress",
+        description="The phase, segment, steps and time left of a job on the server: one started with the HTTP "
+        "route (its job id) or any prompt queued elsewhere (its prompt id).",
+    )
+    status.add_argument("job_id", metavar="JOB_ID", help="the job id (or ComfyUI prompt id)")
+    status.add_argument("--follow", action="store_true", help="print each change until the job ends")
+    status.add_argument(
+        "--server", metavar="URL", help=f"ComfyUI server URL (default: $COMFYUI_URL, else {DEFAULT_URL})"
+    )
 
     create = commands.add_parser(
         "create-config", help="write a batch file template", description="Write a batch file template."
@@ -176,6 +189,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_FAILED
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """`status`: a job's state once, or every change of it until it ends with --follow."""
+    client = AvatarGenerator(args.server)
+
+    def show(status: JobStatus) -> None:
+        """Print one state."""
+        print(status.describe(), flush=True)
+
+    final = client.follow_job(args.job_id, show) if args.follow else client.job_status(args.job_id)
+    if not args.follow:
+        show(final)
+    return EXIT_FAILED if final.status == "error" else EXIT_OK
+
+
 def cmd_create_config(args: argparse.Namespace) -> int:
     """`create-config`: write the batch template."""
     batch_files.write_template(args.output, force=args.force)
@@ -194,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "generate": cmd_generate,
         "batch": cmd_batch,
+        "status": cmd_status,
         "create-config": cmd_create_config,
         "doctor": cmd_doctor,
         "estimate": cmd_estimate,
