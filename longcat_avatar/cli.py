@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from . import batch as batch_files
+from .autostart import add_arguments as add_autostart_arguments
+from .autostart import server_for
 from .client import AvatarGenerator, Inputs
 from .comfy_http import DEFAULT_URL
 from .errors import AvatarError, InvalidParametersError, ServerUnavailableError
@@ -22,8 +24,12 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_SERVER_DOWN = 0, 1, 2, 3  # 2 is also a
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--server", metavar="URL", help=f"ComfyUI server URL (default: $COMFYUI_URL, else {DEFAULT_URL})"
+        "--server",
+        metavar="URL",
+        help=f"ComfyUI server URL, used as given (default: $COMFYUI_URL, else {DEFAULT_URL}; when nothing answers "
+        "there, a headless ComfyUI is started for the command and stopped at its end)",
     )
+    add_autostart_arguments(parser)
     parser.add_argument(
         "--workflow", metavar="FILE", type=Path, help="API-format workflow to fill (default: the one in workflows/)"
     )
@@ -150,8 +156,8 @@ def _params(args: argparse.Namespace) -> GenerationParams:
     )
 
 
-def _generator(args: argparse.Namespace) -> AvatarGenerator:
-    return AvatarGenerator(args.server, workflow=args.workflow, timeout_s=args.timeout)
+def _generator(args: argparse.Namespace, url: str) -> AvatarGenerator:
+    return AvatarGenerator(url, workflow=args.workflow, timeout_s=args.timeout)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -160,7 +166,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     inputs = Inputs(args.image, audio=args.audio, speech_text=args.text, voice=args.voice if args.text else None)
     bar = None if args.quiet else ProgressBar()
-    result = asyncio.run(_generator(args).arun(inputs, _params(args), args.output, bar))
+    with server_for(args) as url:
+        result = asyncio.run(_generator(args, url).arun(inputs, _params(args), args.output, bar))
     if bar is not None:
         bar.close()
     duration = f"{result.duration_s:.2f} s" if result.duration_s is not None else "unknown length"
@@ -184,7 +191,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"job {job.number}/{len(jobs)}: {job.image} + {job.audio} -> {job.output}", flush=True)
         return None if args.quiet else ProgressBar(label=f"[{job.number}] ")
 
-    outcomes = batch_files.run_jobs(_generator(args), jobs, start)
+    with server_for(args) as url:
+        outcomes = batch_files.run_jobs(_generator(args, url), jobs, start)
     print(batch_files.summary(outcomes))
     return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_FAILED
 
