@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--comfyui-args",
         metavar="ARGS",
         default="",
-        help='extra command-line options of the started ComfyUI, e.g. "--lowvram" or "--cpu"',
+        help='extra command-line options of the started ComfyUI, written with = (--comfyui-args="--lowvram")',
     )
 
 

@@ -63,8 +63,7 @@ def generate(folder: Path, url: str, output: Path) -> subprocess.Popen[str]:
         "--quiet",
         "--comfyui",
         str(folder),
-        "--comfyui-args",
-        "--cpu",
+        "--comfyui-args=--cpu",
     ]
     env = {**os.environ, **OFFLINE_ENV, "COMFYUI_URL": url}
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
