@@ -46,25 +46,15 @@ def nothing_listening() -> Iterator[str]:
     yield f"http://127.0.0.1:{free_port()}"
 
 
+def generate_command(output: Path, *options: str) -> list[str]:
+    """`python -m longcat_avatar generate` of the example portrait and speech, with `options`."""
+    media = ["--image", str(EXAMPLES / "portrait.png"), "--audio", str(EXAMPLES / "speech.wav")]
+    return [sys.executable, "-m", "longcat_avatar", "generate", *media, "--output", str(output), *options]
+
+
 def generate(folder: Path, url: str, output: Path) -> subprocess.Popen[str]:
     """`generate` without --server: $COMFYUI_URL names a port where nothing answers."""
-    command = [
-        sys.executable,
-        "-m",
-        "longcat_avatar",
-        "generate",
-        "--image",
-        str(EXAMPLES / "portrait.png"),
-        "--audio",
-        str(EXAMPLES / "speech.wav"),
-        "--output",
-        str(output),
-        *TINY_ARGS,
-        "--quiet",
-        "--comfyui",
-        str(folder),
-        "--comfyui-args=--cpu",
-    ]
+    command = generate_command(output, *TINY_ARGS, "--quiet", "--comfyui", str(folder), "--comfyui-args=--cpu")
     env = {**os.environ, **OFFLINE_ENV, "COMFYUI_URL": url}
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -111,19 +101,6 @@ def test_autostart_ctrl_c_stops_the_started_comfyui(
 
 
 def test_autostart_server_given_keeps_todays_behaviour(nothing_listening: str, tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "longcat_avatar",
-        "generate",
-        "--image",
-        str(EXAMPLES / "portrait.png"),
-        "--audio",
-        str(EXAMPLES / "speech.wav"),
-        "--output",
-        str(tmp_path / "x.mp4"),
-        "--server",
-        nothing_listening,
-    ]
+    command = generate_command(tmp_path / "x.mp4", "--server", nothing_listening)
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 3 and "starting ComfyUI" not in result.stderr, result.stderr
