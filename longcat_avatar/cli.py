@@ -4,6 +4,7 @@ download` (each has --help)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from . import batch as batch_files
 from .autostart import add_arguments as add_autostart_arguments
 from .autostart import server_for
-from .client import AvatarGenerator, Inputs
+from .client import AvatarGenerator, Inputs, check_inputs
 from .comfy_http import DEFAULT_URL
 from .errors import AvatarError, InvalidParametersError, ServerUnavailableError
 from .job_status import JobStatus
@@ -165,6 +166,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import asyncio
 
     inputs = Inputs(args.image, audio=args.audio, speech_text=args.text, voice=args.voice if args.text else None)
+    check_inputs(inputs, _params(args))  # bad input is refused before a server is started
     bar = None if args.quiet else ProgressBar()
     with server_for(args) as url:
         result = asyncio.run(_generator(args, url).arun(inputs, _params(args), args.output, bar))
@@ -191,8 +193,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"job {job.number}/{len(jobs)}: {job.image} + {job.audio} -> {job.output}", flush=True)
         return None if args.quiet else ProgressBar(label=f"[{job.number}] ")
 
-    with server_for(args) as url:
-        outcomes = batch_files.run_jobs(_generator(args, url), jobs, start)
+    with server_for(args) if len(invalid) < len(jobs) else contextlib.nullcontext(args.server) as url:
+        outcomes = batch_files.run_jobs(_generator(args, url), jobs, start)  # no valid job: nothing is started
     print(batch_files.summary(outcomes))
     return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_FAILED
 

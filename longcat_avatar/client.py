@@ -72,6 +72,18 @@ def read_media(path: Path, kind: str) -> tuple[bytes, str]:
     return (portrait_for_comfyui(data) if kind == "image" else data), extension
 
 
+def check_inputs(inputs: Inputs, params: GenerationParams) -> tuple[tuple[bytes, str], tuple[bytes, str] | None]:
+    """The portrait and audio read and checked, and the parameters validated, before any server is asked (or
+    started); InvalidParametersError lists every problem."""
+    problems = validate(params)
+    if inputs.audio is None and not (inputs.speech_text or "").strip():
+        problems.append("give an audio file or a non-empty text to speak")
+    if problems:
+        raise InvalidParametersError(problems)
+    image = read_media(inputs.image, "image")
+    return image, read_media(inputs.audio, "audio") if inputs.audio is not None else None
+
+
 def find_video(history: dict[str, Any]) -> dict[str, Any] | None:
     """The first MP4 among a prompt's outputs ({filename, subfolder, type})."""
     for node_output in history.get("outputs", {}).values():
@@ -177,14 +189,8 @@ class AvatarGenerator:
         self, inputs: Inputs, params: GenerationParams, output: Path, on_progress: ProgressCallback | None = None
     ) -> GenerationResult:
         """The asynchronous generation (for callers that already run an event loop)."""
-        problems = validate(params)
-        if inputs.audio is None and not (inputs.speech_text or "").strip():
-            problems.append("give an audio file or a non-empty text to speak")
-        if problems:
-            raise InvalidParametersError(problems)
+        image, audio = check_inputs(inputs, params)
         params = params.with_seed()
-        image = read_media(inputs.image, "image")
-        audio = read_media(inputs.audio, "audio") if inputs.audio is not None else None
         template = self.load_workflow(params.version, tts=inputs.audio is None)
         started = time.monotonic()
         async with ComfyConnection(self.server_url) as connection:
