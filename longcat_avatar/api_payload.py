@@ -20,6 +20,7 @@ from .media_checks import audio_problem, portrait_for_comfyui
 from .params import GenerationParams, validate
 from .shared import limits
 
+AVATAR_ROUTE = "/longcat/avatar"  # the endpoint on the ComfyUI server (routes/avatar.py); GET {route}/{job_id} polls
 MAX_PAYLOAD_ENV = "LONGCAT_AVATAR_MAX_PAYLOAD_MB"
 DEFAULT_MAX_PAYLOAD_MB = 64.0  # base64 of a large portrait (~10 MB) and a few minutes of WAV (~40 MB), with headroom
 PARAM_FIELDS = {

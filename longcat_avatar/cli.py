@@ -1,17 +1,21 @@
-"""The command line: `python -m longcat_avatar generate | batch | create-config | doctor | estimate | download`
-(each has --help)."""
+"""The command line: `python -m longcat_avatar generate | batch | status | create-config | doctor | estimate |
+download` (each has --help)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
 
 from . import batch as batch_files
-from .client import AvatarGenerator, Inputs
+from .autostart import add_arguments as add_autostart_arguments
+from .autostart import server_for
+from .client import AvatarGenerator, Inputs, check_inputs
 from .comfy_http import DEFAULT_URL
 from .errors import AvatarError, InvalidParametersError, ServerUnavailableError
+from .job_status import JobStatus
 from .params import DISTILLED, RESOLUTIONS, VERSIONS, GenerationParams
 from .progress import ProgressBar
 from .shared import limits
@@ -21,8 +25,12 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_SERVER_DOWN = 0, 1, 2, 3  # 2 is also a
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--server", metavar="URL", help=f"ComfyUI server URL (default: $COMFYUI_URL, else {DEFAULT_URL})"
+        "--server",
+        metavar="URL",
+        help=f"ComfyUI server URL, used as given (default: $COMFYUI_URL, else {DEFAULT_URL}; when nothing answers "
+        "there, a headless ComfyUI is started for the command and stopped at its end)",
     )
+    add_autostart_arguments(parser)
     parser.add_argument(
         "--workflow", metavar="FILE", type=Path, help="API-format workflow to fill (default: the one in workflows/)"
     )
@@ -83,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(run)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    status = commands.add_parser(
+        "status",
+        help="show a job's progress",
+        description="The phase, segment, steps and time left of a job on the server: one started with the HTTP "
+        "route (its job id) or any prompt queued elsewhere (its prompt id).",
+    )
+    status.add_argument("job_id", metavar="JOB_ID", help="the job id (or ComfyUI prompt id)")
+    status.add_argument("--follow", action="store_true", help="print each change until the job ends")
+    status.add_argument(
+        "--server", metavar="URL", help=f"ComfyUI server URL (default: $COMFYUI_URL, else {DEFAULT_URL})"
+    )
+
     create = commands.add_parser(
         "create-config", help="write a batch file template", description="Write a batch file template."
     )
@@ -137,8 +157,8 @@ def _params(args: argparse.Namespace) -> GenerationParams:
     )
 
 
-def _generator(args: argparse.Namespace) -> AvatarGenerator:
-    return AvatarGenerator(args.server, workflow=args.workflow, timeout_s=args.timeout)
+def _generator(args: argparse.Namespace, url: str) -> AvatarGenerator:
+    return AvatarGenerator(url, workflow=args.workflow, timeout_s=args.timeout)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -146,8 +166,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import asyncio
 
     inputs = Inputs(args.image, audio=args.audio, speech_text=args.text, voice=args.voice if args.text else None)
+    check_inputs(inputs, _params(args))  # bad input is refused before a server is started
     bar = None if args.quiet else ProgressBar()
-    result = asyncio.run(_generator(args).arun(inputs, _params(args), args.output, bar))
+    with server_for(args) as url:
+        result = asyncio.run(_generator(args, url).arun(inputs, _params(args), args.output, bar))
     if bar is not None:
         bar.close()
     duration = f"{result.duration_s:.2f} s" if result.duration_s is not None else "unknown length"
@@ -171,9 +193,24 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"job {job.number}/{len(jobs)}: {job.image} + {job.audio} -> {job.output}", flush=True)
         return None if args.quiet else ProgressBar(label=f"[{job.number}] ")
 
-    outcomes = batch_files.run_jobs(_generator(args), jobs, start)
+    with server_for(args) if len(invalid) < len(jobs) else contextlib.nullcontext(args.server) as url:
+        outcomes = batch_files.run_jobs(_generator(args, url), jobs, start)  # no valid job: nothing is started
     print(batch_files.summary(outcomes))
     return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """`status`: a job's state once, or every change of it until it ends with --follow."""
+    client = AvatarGenerator(args.server)
+
+    def show(status: JobStatus) -> None:
+        """Print one state."""
+        print(status.describe(), flush=True)
+
+    final = client.follow_job(args.job_id, show) if args.follow else client.job_status(args.job_id)
+    if not args.follow:
+        show(final)
+    return EXIT_FAILED if final.status == "error" else EXIT_OK
 
 
 def cmd_create_config(args: argparse.Namespace) -> int:
@@ -194,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "generate": cmd_generate,
         "batch": cmd_batch,
+        "status": cmd_status,
         "create-config": cmd_create_config,
         "doctor": cmd_doctor,
         "estimate": cmd_estimate,

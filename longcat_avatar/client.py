@@ -7,6 +7,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from . import workflow as wf
 from .comfy_http import ComfyConnection
 from .errors import GenerationError, InvalidParametersError
 from .follow import follow_prompt
+from .job_status import JobStatus, follow_status, read_status
 from .media import audio_extension, image_extension, mp4_duration, portrait_problem
 from .media_checks import audio_problem, portrait_for_comfyui
 from .params import VERSIONS, GenerationParams, validate, warnings_for
@@ -68,6 +70,18 @@ def read_media(path: Path, kind: str) -> tuple[bytes, str]:
     if problem:
         raise InvalidParametersError([f"{kind} file {path} {problem}"])
     return (portrait_for_comfyui(data) if kind == "image" else data), extension
+
+
+def check_inputs(inputs: Inputs, params: GenerationParams) -> tuple[tuple[bytes, str], tuple[bytes, str] | None]:
+    """The portrait and audio read and checked, and the parameters validated, before any server is asked (or
+    started); InvalidParametersError lists every problem."""
+    problems = validate(params)
+    if inputs.audio is None and not (inputs.speech_text or "").strip():
+        problems.append("give an audio file or a non-empty text to speak")
+    if problems:
+        raise InvalidParametersError(problems)
+    image = read_media(inputs.image, "image")
+    return image, read_media(inputs.audio, "audio") if inputs.audio is not None else None
 
 
 def find_video(history: dict[str, Any]) -> dict[str, Any] | None:
@@ -142,6 +156,26 @@ class AvatarGenerator:
 
         return asyncio.run(check())
 
+    def job_status(self, job_id: str) -> JobStatus:
+        """The status and progress of a job on the server, started here or elsewhere (the HTTP route, the browser)."""
+
+        async def read() -> JobStatus:
+            """One GET of the job's status."""
+            async with ComfyConnection(self.server_url) as connection:
+                return await read_status(connection, job_id)
+
+        return asyncio.run(read())
+
+    def follow_job(self, job_id: str, on_status: Callable[[JobStatus], None] | None = None) -> JobStatus:
+        """Follow a job until it ended; `on_status` sees each new state. Returns the final one."""
+
+        async def follow() -> JobStatus:
+            """Poll the job's status to its end."""
+            async with ComfyConnection(self.server_url) as connection:
+                return await follow_status(connection, job_id, on_status)
+
+        return asyncio.run(follow())
+
     def load_workflow(self, version: str, tts: bool) -> dict[str, Any]:
         """The API-format workflow to fill: the one given, else the matching one from workflows/."""
         if isinstance(self.workflow, dict):
@@ -155,14 +189,8 @@ class AvatarGenerator:
         self, inputs: Inputs, params: GenerationParams, output: Path, on_progress: ProgressCallback | None = None
     ) -> GenerationResult:
         """The asynchronous generation (for callers that already run an event loop)."""
-        problems = validate(params)
-        if inputs.audio is None and not (inputs.speech_text or "").strip():
-            problems.append("give an audio file or a non-empty text to speak")
-        if problems:
-            raise InvalidParametersError(problems)
+        image, audio = check_inputs(inputs, params)
         params = params.with_seed()
-        image = read_media(inputs.image, "image")
-        audio = read_media(inputs.audio, "audio") if inputs.audio is not None else None
         template = self.load_workflow(params.version, tts=inputs.audio is None)
         started = time.monotonic()
         async with ComfyConnection(self.server_url) as connection:

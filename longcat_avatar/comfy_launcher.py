@@ -75,8 +75,10 @@ class ComfyLauncher:
         log_file: str | Path | None = None,
         pack_folder_name: str | None = None,
         stop_on_exit: bool = True,
+        models_from: str | Path | None = None,
     ) -> None:
-        """Settings only; `start()` starts. base_dir None: a temporary folder, deleted by `stop()`; port None: free."""
+        """Settings only; `start()` starts. base_dir None: a temporary folder, deleted by `stop()`; port None: free;
+        models_from: a models folder the server reads (linked as its models/, e.g. the ComfyUI folder's own)."""
         self.comfyui_dir = Path(comfyui_dir)
         self._owns_base = base_dir is None
         base = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="longcat-comfy-"))
@@ -86,6 +88,7 @@ class ComfyLauncher:
         self.ready_timeout_s, self.stop_on_exit = ready_timeout_s, stop_on_exit
         self.log_path = Path(log_file) if log_file is not None else self.base_dir / "comfyui.log"
         self.pack_folder_name = pack_folder_name or PACK_ROOT.name
+        self.models_from = Path(models_from).resolve() if models_from is not None else None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -187,7 +190,11 @@ class ComfyLauncher:
         return cli_args.is_file() and option in cli_args.read_text(errors="replace")
 
     def _prepare_base_dir(self) -> None:
-        """models/, input/, output/, user/ and custom_nodes/<pack> (a link; a copy where links are not allowed)."""
+        """models/ (or a link to `models_from`), input/, output/, user/ and custom_nodes/<pack> (a link; a copy where
+        links are not allowed)."""
+        models = self.base_dir / "models"
+        if self.models_from is not None and not (models.exists() or models.is_symlink()):
+            models.symlink_to(self.models_from, target_is_directory=True)
         for sub in ("models", "input", "output", "user", "custom_nodes"):
             (self.base_dir / sub).mkdir(parents=True, exist_ok=True)
         target = self.base_dir / "custom_nodes" / self.pack_folder_name

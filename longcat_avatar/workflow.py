@@ -21,6 +21,8 @@ WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 PACK_PREFIX = "LongCatAvatar"
 TTS_NODE = "LongCatAvatarTextToSpeech"
 COMBINE_NODE = "LongCatAvatarVideoCombine"
+SAMPLER_NODE = "LongCatAvatarSampler"
+DECODE_NODE = "LongCatAvatarDecode"
 
 Workflow = dict[str, dict[str, Any]]
 

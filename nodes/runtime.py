@@ -13,6 +13,7 @@ import comfy.utils
 import torch
 
 from .choices import require_choice
+from .progress_report import publish_segments
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ class NodeProgress:
     def __init__(self, total: int, node_id: str | None = None) -> None:
         self.bar = comfy.utils.ProgressBar(max(int(total), 1), node_id=node_id)
         self.last_step = 0
+
+    @staticmethod
+    def publish_segments(segment_steps: tuple[int, ...]) -> None:
+        """Engine plan callback: each segment's step count, published for the job route's "segment i of n"."""
+        publish_segments(segment_steps)
 
     def __call__(self, step: int, total: int, preview: Any = None) -> None:
         """Engine progress callback: step of total done (raises when the user pressed Cancel)."""

@@ -235,7 +235,7 @@ class AvatarSampler(io.ComfyNode):
         )
         log.info("LongCat Avatar Sampler: %s; model %s", mode.note, model.describe())
         progress = NodeProgress(total=mode.steps)
-        hooks = SamplerHooks(progress=progress, should_stop=progress.should_stop)
+        hooks = SamplerHooks(progress=progress, should_stop=progress.should_stop, on_plan=progress.publish_segments)
         with cancellable(Interrupted), torch.inference_mode():
             result = generate_video(model.loaded.model, vae.model, model.version, conditioning, settings, hooks)
         info = report(model, mode, result, settings, portrait)

@@ -4,7 +4,9 @@ GET /longcat/avatar (the endpoint's load and limits).
 With `"wait": true` (the default) the answer is the finished video: 200 {video: base64 MP4, seed, duration_s, fps,
 job_id, filename}; after LONGCAT_AVATAR_WAIT_TIMEOUT_S (or the request's shorter wait_timeout_s) it is 408 and the
 job is cancelled. With `"wait": false` it is 202 {job_id, status_url}; GET the status URL until `status` is
-`success` (then it carries the same fields) or `error`.
+`success` (then it carries the same fields) or `error`. Every state carries `progress`: {phase (queued, encoding,
+sampling, decoding, writing, done), segment, segments, steps_done, steps_total, time_left_s}; `?video=false` leaves
+the video out. The id of a prompt queued elsewhere (the browser, POST /prompt) gets its status and progress too.
 Refusals are 4xx {error: reason}; too many jobs at once 429 with Retry-After; a server without the model files 503;
 a failed generation 500.
 """
@@ -20,7 +22,7 @@ import logging
 from aiohttp import web
 from server import PromptServer
 
-from ..longcat_avatar.api_payload import AvatarRequest, PayloadError, max_payload_bytes, parse_request
+from ..longcat_avatar.api_payload import AVATAR_ROUTE, AvatarRequest, PayloadError, max_payload_bytes, parse_request
 from ..longcat_avatar.errors import WorkflowError
 from .jobs import (
     JOBS,
@@ -30,8 +32,10 @@ from .jobs import (
     admitted,
     cancel,
     forget_old_jobs,
+    prompt_state,
     read_video,
     record_bytes,
+    refresh_progress,
     remove_all_inputs,
     start_job,
 )
@@ -39,7 +43,7 @@ from .limits import CANCEL_GRACE_S, route_limits
 
 log = logging.getLogger(__name__)
 
-ROUTE = "/longcat/avatar"
+ROUTE = AVATAR_ROUTE
 CHUNK_BYTES = 1 << 20  # read the body 1 MiB at a time so the size limit holds without buffering more
 
 
@@ -110,11 +114,13 @@ async def _time_out(job: Job, limit: float) -> web.Response:
     return web.json_response({"job_id": job.job_id, "status": "error", "error": reason}, status=408)
 
 
-def _answer(job: Job, failed_status: int = 500) -> web.Response:
+def _answer(job: Job, failed_status: int = 500, video: bool = True) -> web.Response:
     """The job's record; with the video once it succeeded (410 when the file was deleted from output/)."""
     state = job.describe()
     if job.status != "success":
         return web.json_response(state, status=failed_status if job.done.is_set() else 200)
+    if not video:
+        return web.json_response(state)
     video = read_video(job)
     if video is None:
         return _error(410, f"the video {job.filename} is no longer in ComfyUI's output folder")
@@ -122,13 +128,19 @@ def _answer(job: Job, failed_status: int = 500) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    """The state of a job started with wait=false (the video once it succeeded)."""
+    """The state and progress of a job (the video once it succeeded, unless ?video=false)."""
     forget_old_jobs()
-    job = JOBS.get(request.match_info["job_id"])
+    job_id = request.match_info["job_id"]
+    job = JOBS.get(job_id)
     if job is None:
+        elsewhere = prompt_state(job_id)
+        if elsewhere is not None:
+            return web.json_response(elsewhere)
         ttl = route_limits().record_ttl_s
         return _error(404, f"no such job (finished jobs are kept for {ttl:g} s, fewer when many finish at once)")
-    return _answer(job, failed_status=200)  # the GET itself succeeded; the record says the job failed
+    refresh_progress(job)
+    video = request.query.get("video", "true").lower() not in ("false", "0", "no")
+    return _answer(job, failed_status=200, video=video)  # the GET itself succeeded; the record says the job failed
 
 
 async def get_load(request: web.Request) -> web.Response:

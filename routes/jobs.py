@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,10 +27,12 @@ from ..longcat_avatar import workflow as wf
 from ..longcat_avatar.api_payload import AvatarRequest, PayloadError
 from ..longcat_avatar.client import find_video
 from ..longcat_avatar.comfy_http import format_prompt_error
+from ..longcat_avatar.job_progress import JobProgress
 from ..longcat_avatar.media import mp4_duration
 from ..longcat_avatar.params import GenerationParams
 from .limits import RETRY_AFTER_S, route_limits
 from .loopback import post_json
+from .progress import class_types, current_progress
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +65,15 @@ class Job:
     filename: str | None = None  # inside output/, once it succeeded
     duration_s: float | None = None
     finished_at: float | None = None
+    nodes: dict[str, str] = field(default_factory=dict)  # node id -> class type, to name each node's phase
+    progress: JobProgress = field(default_factory=JobProgress)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     watcher: asyncio.Task[None] | None = None  # held here so the event loop does not drop the running task
 
     def describe(self) -> dict[str, Any]:
         """The job's state as JSON, without the video (see read_video)."""
         state: dict[str, Any] = {"job_id": self.job_id, "status": self.status, "seed": self.params.seed}
+        state["progress"] = self.progress.as_json()
         if self.error:
             state["error"] = self.error
         if self.filename:
@@ -186,6 +192,7 @@ async def start_job(request: AvatarRequest, slot: Slot) -> Job:
         prompt = build_prompt(request, names, job_id)
         if job.fps is None:
             job.fps = wf.read_value(prompt, "fps")
+        job.nodes = class_types(prompt)
         prompt_id = await _queue(prompt, job_id)
     except BaseException:
         JOBS.pop(job_id, None)
@@ -199,15 +206,22 @@ async def start_job(request: AvatarRequest, slot: Slot) -> Job:
 
 
 def _lookup(job_id: str) -> tuple[str | None, dict[str, Any] | None]:
-    """("running" / "queued" / None, its history entry): the queue is read first, so a prompt that ends between the
-    two reads is found in the history (ComfyUI moves it there atomically)."""
+    """("running" / "queued" / None, the queued prompt or else its history entry): the queue is read first, so a
+    prompt that ends between the two reads is found in the history (ComfyUI moves it there atomically)."""
     queue = PromptServer.instance.prompt_queue
     running, queued = queue.get_current_queue_volatile()
-    if any(item[1] == job_id for item in running):
-        return "running", None
-    if any(item[1] == job_id for item in queued):
-        return "queued", None
+    for state, items in (("running", running), ("queued", queued)):
+        # A queue item is (number, prompt id, prompt, extra data, outputs to execute, ...) in ComfyUI's PromptQueue.
+        item = next((item for item in items if item[1] == job_id), None)
+        if item is not None:
+            return state, item[2]
     return None, queue.get_history(prompt_id=job_id).get(job_id)
+
+
+def refresh_progress(job: Job) -> None:
+    """Bring the job's progress up to date from ComfyUI's progress registry (only ever forward)."""
+    if job.status == "running":
+        job.progress = current_progress(job.job_id, job.nodes, job.progress)
 
 
 async def _watch(job: Job) -> None:
@@ -218,6 +232,7 @@ async def _watch(job: Job) -> None:
             if state is None:
                 break
             job.status = state
+            refresh_progress(job)
             await asyncio.sleep(POLL_S)
         if entry is None:  # deleted from the queue (Cancel in the queue panel, or a timed-out wait)
             job.status, job.error = "error", "the job was removed from the queue before it ran"
@@ -231,17 +246,23 @@ async def _watch(job: Job) -> None:
         job.done.set()
 
 
+def failure(entry: dict[str, Any]) -> str | None:
+    """Why a prompt's history entry says it did not succeed (None when it succeeded)."""
+    status = entry.get("status") or {}
+    if status.get("status_str") == "success":
+        return None
+    messages = [data for kind, data in status.get("messages", []) if kind.startswith("execution_")]
+    found = next((m for m in messages if "exception_message" in m), None)
+    if found is None:
+        return "the generation was interrupted on the server"
+    return f"the generation failed in {found.get('node_type')}: {found.get('exception_message')}"
+
+
 def _finish(job: Job, entry: dict[str, Any]) -> None:
     """Fill the job's record from its history entry (or its error)."""
-    status = entry.get("status") or {}
-    if status.get("status_str") != "success":
-        messages = [data for kind, data in status.get("messages", []) if kind.startswith("execution_")]
-        failure = next((m for m in messages if "exception_message" in m), None)
-        if failure is None:
-            job.status, job.error = "error", "the generation was interrupted on the server"
-        else:
-            reason = f"{failure.get('node_type')}: {failure.get('exception_message')}"
-            job.status, job.error = "error", f"the generation failed in {reason}"
+    error = failure(entry)
+    if error is not None:
+        job.status, job.error = "error", error
         return
     item = find_video(entry)
     output_root = Path(folder_paths.get_output_directory())
@@ -251,6 +272,26 @@ def _finish(job: Job, entry: dict[str, Any]) -> None:
         return
     job.status, job.filename = "success", path.relative_to(output_root).as_posix()
     job.duration_s = mp4_duration(path.read_bytes())
+    job.progress = dataclasses.replace(job.progress, phase="done", steps_done=job.progress.steps_total, time_left_s=0.0)
+
+
+def prompt_state(prompt_id: str) -> dict[str, Any] | None:
+    """The state of a prompt this route did not start (queued through /prompt by the browser, `generate` or a
+    script), without a video; None when ComfyUI knows no such prompt."""
+    state, found = _lookup(prompt_id)
+    if found is None:
+        return None
+    answer: dict[str, Any] = {"job_id": prompt_id, "status": state}
+    if state is not None:
+        running = state == "running"
+        progress = current_progress(prompt_id, class_types(found), JobProgress()) if running else JobProgress()
+        return {**answer, "progress": progress.as_json()}
+    error = failure(found)
+    if error is not None:
+        return {**answer, "status": "error", "error": error}
+    item = find_video(found)
+    filename = "/".join(p for p in (item.get("subfolder", ""), item["filename"]) if p) if item else None
+    return {**answer, "status": "success", "progress": JobProgress("done").as_json(), "filename": filename}
 
 
 def read_video(job: Job) -> bytes | None:

@@ -9,6 +9,7 @@ import torch
 
 ProgressFn = Callable[[int, int, "torch.Tensor | None"], None]
 StopFn = Callable[[], bool]
+PlanFn = Callable[[tuple[int, ...]], None]
 
 
 class Interrupted(RuntimeError):
@@ -19,13 +20,21 @@ class Interrupted(RuntimeError):
 class SamplerHooks:
     """`progress(step, total, preview_latents_or_None)` after every denoising step; `should_stop()` before each DiT call.
 
-    `total` is the sum of the real schedule lengths of every segment, so one bar covers the whole video.
+    `total` is the sum of the real schedule lengths of every segment, so one bar covers the whole video;
+    `on_plan(segment_steps)` learns those lengths, one per segment, before the first step.
     """
 
     progress: ProgressFn | None = None
     should_stop: StopFn | None = None
+    on_plan: PlanFn | None = None
     total: int = 0
     done: int = field(default=0)
+
+    def plan(self, segment_steps: tuple[int, ...]) -> None:
+        """Set the total from each segment's step count and tell `on_plan`."""
+        self.total = sum(segment_steps)
+        if self.on_plan is not None:
+            self.on_plan(segment_steps)
 
     def check(self) -> None:
         """Raise Interrupted if the caller asked to stop."""

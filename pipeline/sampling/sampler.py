@@ -124,7 +124,8 @@ class SegmentSampler:
             None if masks is None else resize_and_center_crop_masks(masks, conditioning.height, conditioning.width)
         )
         self.hooks = hooks or SamplerHooks()
-        self.hooks.total = len(self.first_schedule) + (self.plan.num_segments - 1) * len(self.next_schedule)
+        continuations = (len(self.next_schedule),) * (self.plan.num_segments - 1)
+        self.hooks.plan((len(self.first_schedule), *continuations))
 
     def guidance(self, segment: int) -> Guidance:
         """Prompts, scales, speaker masks and this segment's audio windows [streams, F, 5, S, A]."""

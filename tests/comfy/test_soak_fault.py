@@ -18,16 +18,15 @@ import pytest
 from longcat_avatar import AvatarGenerator
 from longcat_avatar import workflow as wf
 from longcat_avatar.errors import ServerUnavailableError
-from longcat_avatar.params import GenerationParams
 from support.avatar_requests import (
     EXAMPLES,
     TINY,
     api_inputs,
+    direct_prompt,
     history,
     job_body,
     load,
     post,
-    speech,
     wait_done,
     wait_idle,
 )
@@ -102,22 +101,9 @@ def test_soak_three_concurrent_clients(gated_server: ComfyServer) -> None:
     assert api_inputs(gated_server) == []
 
 
-def _direct_prompt(server: ComfyServer, variant: int, tmp_path: Path) -> dict[str, Any]:
-    """The v1.5 workflow, tiny and distinct, with its media uploaded (as a graph user would run it)."""
-    audio = tmp_path / f"speech-{variant}.wav"
-    audio.write_bytes(speech(variant))
-    params = GenerationParams(steps=1, fps=25, seed=300 + variant, resolution=TINY["resolution"], distilled="off",
-                              prompt=f"A person talks, take {variant}.")  # fmt: skip
-    values = wf.generation_values(params)
-    values["image"] = server.upload(EXAMPLES / "portrait.png", subfolder="fault")
-    values["audio"] = server.upload(audio, subfolder="fault")
-    values["filename_prefix"] = f"fault/take{variant}"
-    return wf.fill_workflow(wf.load_workflow(wf.find_workflow("1.5", tts=False)), values)
-
-
 @pytest.mark.parametrize("phase", PHASES)
 def test_fault_cancel_at_each_phase_then_a_run_succeeds(gated_server: ComfyServer, tmp_path: Path, phase: str) -> None:
-    prompt = _direct_prompt(gated_server, 400 + PHASES.index(phase), tmp_path)
+    prompt = direct_prompt(gated_server, 400 + PHASES.index(phase), tmp_path)
     target = next(node_id for node_id, node in prompt.items() if node["class_type"] == phase)
     sources = {v[0] for v in prompt[target]["inputs"].values() if isinstance(v, list) and len(v) == 2}
     gate = Gate(gated_server.base_dir / "gates")

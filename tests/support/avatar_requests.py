@@ -12,6 +12,8 @@ from typing import Any
 
 import requests
 
+from longcat_avatar import workflow as wf
+from longcat_avatar.params import GenerationParams
 from support.comfy_server import REPO_ROOT, ComfyServer
 
 ROUTE = "/longcat/avatar"
@@ -97,3 +99,17 @@ def api_inputs(server: ComfyServer) -> list[Path]:
     """The files in input/longcat_avatar_api (the endpoint's jobs' media)."""
     folder = server.input_dir / "longcat_avatar_api"
     return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def direct_prompt(server: ComfyServer, variant: int, tmp_path: Path, audio: bytes | None = None) -> dict[str, Any]:
+    """The v1.5 workflow, tiny and distinct, with its media uploaded (as a graph user would run it); `audio`
+    replaces the default speech of `variant`."""
+    path = tmp_path / f"speech-{variant}.wav"
+    path.write_bytes(audio if audio is not None else speech(variant))
+    params = GenerationParams(steps=1, fps=25, seed=300 + variant, resolution=TINY["resolution"], distilled="off",
+                              prompt=f"A person talks, take {variant}.")  # fmt: skip
+    values = wf.generation_values(params)
+    values["image"] = server.upload(EXAMPLES / "portrait.png", subfolder="fault")
+    values["audio"] = server.upload(path, subfolder="fault")
+    values["filename_prefix"] = f"fault/take{variant}"
+    return wf.fill_workflow(wf.load_workflow(wf.find_workflow("1.5", tts=False)), values)

@@ -91,9 +91,11 @@ def test_comfyui_url_from_the_environment(tmp_path: Path) -> None:
 
     port = free_port()
     env = dict(os.environ, COMFYUI_URL=f"127.0.0.1:{port}")
+    env.pop("COMFYUI_DIR", None)  # no ComfyUI to start (the repository is not in a custom_nodes folder)
     result = cli("generate", "--image", str(EXAMPLES / "portrait.png"), "--audio", str(EXAMPLES / "speech.wav"),
                  "--output", str(tmp_path / "o.mp4"), env=env)  # fmt: skip
     assert result.returncode == 3 and f"http://127.0.0.1:{port}" in result.stderr
+    assert "no ComfyUI folder was found to start one: pass --comfyui DIR" in result.stderr
 
 
 def test_create_config_then_check(tmp_path: Path) -> None:
