@@ -18,6 +18,7 @@ from ..pipeline.audio.multi_speaker import MODES, arrange_tracks, compute_multi_
 from ..pipeline.limits import MAX_NOISE_SEED
 from ..pipeline.versions import VERSIONS
 from .choices import check_choices
+from .managed import audio_encode_phase
 from .payloads import AudioEmbedsPayload, AudioEncoderHandle, SpeakerLayout
 from .types import CATEGORY, AudioEmbeds, AudioEncoderModel
 from .vocal_separation import OFF, WHERE, as_audio, separate_audio, separator_input
@@ -165,6 +166,8 @@ class AudioEncode(io.ComfyNode):
             raise ValueError("LongCat Avatar Audio Encode: connect both speaker masks, or none (then boxes are used).")
         try:
             speech = [speech_for_features(a, separate_vocals) for a in (audio, audio_2)]
+            if audio_encoder.patcher is not None:
+                audio_encode_phase(audio_encoder.encoder, audio_encoder.patcher, speech)
             if audio_2 is None:
                 features = compute_audio_features(speech[0], audio_encoder.encoder, seed=seed)
                 payload = AudioEmbedsPayload(features, None, audio)

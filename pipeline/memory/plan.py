@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from .activations import options_for_budget
 from .encoders import umt5_encoder_params, whisper_encoder_params
 from .estimate import PHASES, ModelConfigs, VideoShape, decode_bytes, dit_phase_bytes, phase_bytes, segment_calls
-from .phases import SEGMENT_PHASES
 from .flops import dit_forward_flops, seconds_at
 from .options import ActivationOptions
+from .phases import SEGMENT_PHASES
 from .vae import wan_vae_params
 from .weights import DiTWeights, dit_weights
 

@@ -65,9 +65,9 @@ class CachedTextEncoder:
         tokenizer_dir: str | Path | None = None,
         device: str = "cpu",
         loader: Callable[..., LoadedTextEncoder] = load_text_encoder,
-        prepare: Callable[[LoadedTextEncoder], None] | None = None,
+        prepare: Callable[[LoadedTextEncoder, int], None] | None = None,
     ):
-        """`prepare(encoder)` runs before every encoder call, e.g. a memory manager loading it onto `device`; without
+        """`prepare(encoder, tokens)` runs before every encoder call, e.g. a memory manager loading it onto `device`; without
         it the encoder is moved to `device` once when it loads."""
         self.source = Path(source)
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
@@ -95,7 +95,7 @@ class CachedTextEncoder:
             return TextEmbedding(embeds=hit[0], mask=hit[1])
         encoder = self.encoder()
         if self.prepare is not None:
-            self.prepare(encoder)
+            self.prepare(encoder, max_tokens)
         result = encode_prompts(encoder, [prompt], max_tokens, self.device)[0]
         if self.cache:
             self.cache.store(key, result.embeds, result.mask)
