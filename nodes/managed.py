@@ -143,14 +143,9 @@ class SamplerMemory:
 
 
 def lora_bytes(patcher: ModelPatcher) -> int:
-    """Bytes of the LoRA tensors the patcher holds (ComfyUI patches and weight wrappers)."""
-    entries = [e for patches in patcher.patches.values() for e in patches]
-    entries += [e for wrappers in patcher.weight_wrapper_patches.values() for w in wrappers for e in _wrapped(w)]
-    adapters = [entry[1] for entry in entries]
+    """Bytes of the LoRA tensors the patcher holds (ComfyUI patches, and the engine's patches as weight wrappers)."""
+    adapters = [entry[1] for patches in patcher.patches.values() for entry in patches]
     tensors = [t for a in adapters for t in getattr(a, "weights", ()) if isinstance(t, torch.Tensor)]
+    wrappers = [w for found in patcher.weight_wrapper_patches.values() for w in found]
+    tensors += [t for w in wrappers for t in (w.down, *w.ups)]
     return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def _wrapped(wrapper: Any) -> list[Any]:
-    """The patch entries inside a LowVramPatch weight wrapper."""
-    return [e for patches in getattr(wrapper, "patches", {}).values() for e in patches]
