@@ -10,7 +10,7 @@ the namespace (`comfy.ops`); other modules that hold their own parameters (umT5'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -125,13 +125,6 @@ def load_for_phase(
         minimum_memory_required=minimum_memory_required(configs, shape, phase),
         force_full_load=force_full_load,
     )
-
-
-def phase_loader(
-    patchers: Callable[[str], list[ModelPatcher]], configs: ModelConfigs, shape: VideoShape
-) -> Callable[[str], None]:
-    """The engine's `prepare(phase)` callback: load `patchers(phase)` for that phase."""
-    return lambda phase: load_for_phase(patchers(phase), configs, shape, phase)
 
 
 def config_dict(config: Any) -> dict[str, Any]:
