@@ -19,6 +19,7 @@ from ..pipeline.limits import MAX_NOISE_SEED
 from ..pipeline.versions import VERSIONS
 from .choices import check_choices
 from .core_audio_encoder import encoder_handle
+from .managed import audio_encode_phase
 from .payloads import AudioEmbedsPayload, SpeakerLayout
 from .types import CATEGORY, AudioEmbeds, AudioEncoderModel
 from .vocal_separation import OFF, WHERE, as_audio, separate_audio, separator_input
@@ -173,6 +174,8 @@ class AudioEncode(io.ComfyNode):
         try:
             audio_encoder = encoder_handle(audio_encoder, "audio_encoder")
             speech = [speech_for_features(a, separate_vocals) for a in (audio, audio_2)]
+            if audio_encoder.patcher is not None:
+                audio_encode_phase(audio_encoder.encoder, audio_encoder.patcher, speech)
             if audio_2 is None:
                 features = compute_audio_features(speech[0], audio_encoder.encoder, seed=seed)
                 payload = AudioEmbedsPayload(features, None, audio)

@@ -18,7 +18,7 @@ import comfy.model_management
 import comfy.ops
 import torch
 import torch.nn.functional as F
-from comfy.model_patcher import LowVramPatch, ModelPatcher
+from comfy.model_patcher import ModelPatcher
 from comfy.weight_adapter import LoRAAdapter
 
 from ..pipeline.checkpoints.lora import LoRAPatch, lora_patches, remove_lora
@@ -74,10 +74,22 @@ QUANTIZED_OPS = {
 }
 
 
+def _weight_for(self: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """An RMSNorm's weight on x's device in x's dtype: cast by ComfyUI (from the host when offloaded, weight
+    functions applied) when it asks for it, else the resident weight."""
+    if self.comfy_cast_weights or self.weight_function:
+        weight, _ = comfy.ops.cast_bias_weight(self, x)
+        return weight
+    return self.weight.to(device=x.device, dtype=x.dtype)
+
+
 def operations(weight_dtype: torch.dtype, compute_dtype: torch.dtype, load_device: torch.device | None = None) -> type:
-    """The namespace for the engine: `comfy.ops.pick_operations(...)` plus the quantised Linears above."""
+    """The namespace for the engine: `comfy.ops.pick_operations(...)` plus the quantised Linears above, and an
+    RMSNorm whose weight the DiT fetches with `weight_for` (bias None: the loader skips comfy's reset_parameters,
+    which would set it)."""
     base = comfy.ops.pick_operations(weight_dtype, compute_dtype, load_device)
-    return type("LongCatAvatarOps", (base,), dict(QUANTIZED_OPS))
+    rms_norm = type("RMSNorm", (base.RMSNorm,), {"weight_for": _weight_for, "bias": None, "__module__": __name__})
+    return type("LongCatAvatarOps", (base,), {**QUANTIZED_OPS, "RMSNorm": rms_norm})
 
 
 def comfy_lora_adapter(patch: LoRAPatch) -> LoRAAdapter:
@@ -92,19 +104,17 @@ def move_lora_to_patcher(patcher: ModelPatcher) -> int:
     """Hand the model's on-the-fly LoRA patches to `patcher` (which resets weight functions when it loads).
 
     Dense layers get ComfyUI LoRA patches (`add_patches`: merged into resident weights on load and restored on
-    unpatch, `LowVramPatch` on offloaded ones); quantised layers get weight wrappers that patch the dequantised
-    weight. Returns how many patches moved.
+    unpatch, `LowVramPatch` on offloaded ones); quantised layers get the engine's patch as a weight wrapper that
+    patches the dequantised weight (it moves with the layer through `move_to`). Returns how many patches moved.
     """
     moved = 0
     for name, module in patcher.model.named_modules():
         key = f"{name}.weight"
         for patch in lora_patches(module):
-            adapter = comfy_lora_adapter(patch)
-            if isinstance(module, QuantizedLinear):
-                entry = [(patch.strength, adapter, 1.0, None, None)]
-                patcher.add_weight_wrapper(key, LowVramPatch(key, {key: entry}))
+            if isinstance(module, QuantizedLinear):  # the engine's own patch: the engine's arithmetic, bit for bit
+                patcher.add_weight_wrapper(key, patch)
             else:
-                patcher.add_patches({key: adapter}, strength_patch=patch.strength)
+                patcher.add_patches({key: comfy_lora_adapter(patch)}, strength_patch=patch.strength)
             moved += 1
     remove_lora(patcher.model)
     return moved

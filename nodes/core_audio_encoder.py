@@ -15,8 +15,8 @@ from comfy.audio_encoders.whisper import WhisperLargeV3
 from ..pipeline.audio.core_encoders import load_audio_encoder_from_core, what_to_load
 from ..pipeline.audio.encoder_files import WAV2VEC2, WHISPER
 from ..pipeline.audio.errors import AudioEncoderError
+from .managed import audio_encoder_offload_device, manage_audio_encoder
 from .payloads import AudioEncoderHandle
-from .runtime import torch_device
 
 # The core modules (comfy/audio_encoders/audio_encoders.py builds one of these) and the kind of encoder each is.
 CORE_KINDS = ((WhisperLargeV3, WHISPER), (Wav2Vec2Model, WAV2VEC2))
@@ -32,7 +32,7 @@ def core_encoder_kind(core: Any) -> str:
 
 
 def encoder_handle(value: Any, input_name: str) -> AudioEncoderHandle:
-    """Our encoder as it is, or a core AUDIO_ENCODER rebuilt as ours from its weights on ComfyUI's device."""
+    """Our encoder as it is, or a core AUDIO_ENCODER rebuilt as ours from its weights, under ComfyUI's memory manager."""
     if isinstance(value, AudioEncoderHandle):
         return value
     if not callable(getattr(value, "get_sd", None)) or not hasattr(value, "model"):
@@ -42,11 +42,12 @@ def encoder_handle(value: Any, input_name: str) -> AudioEncoderHandle:
         )
     try:
         encoder = load_audio_encoder_from_core(
-            value.get_sd(), core_encoder_kind(value), device=torch_device(), dtype=CORE_COMPUTE_DTYPE
+            value.get_sd(), core_encoder_kind(value), device=audio_encoder_offload_device(), dtype=CORE_COMPUTE_DTYPE
         )
     except AudioEncoderError as error:
         raise ValueError(
             f"{input_name}: {error}. Load one of these instead (Load Audio Encoder or LongCat Avatar Audio Encoder "
             f"Loader): {what_to_load()}"
         ) from error
-    return AudioEncoderHandle(encoder, f"ComfyUI AUDIO_ENCODER ({type(value.model).__name__})")
+    name = f"ComfyUI AUDIO_ENCODER ({type(value.model).__name__})"
+    return AudioEncoderHandle(encoder, name, patcher=manage_audio_encoder(encoder))

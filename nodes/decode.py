@@ -13,6 +13,7 @@ from comfy_api.latest import io
 from ..pipeline.sampling.sampler import GeneratedVideo, decode_segments
 from ..pipeline.sampling.segments import OVERLAP_FRAMES
 from ..pipeline.versions import native_fps_text
+from .managed import decode_phase
 from .payloads import NamedModel
 from .runtime import cancellable
 from .sampler import VideoPayload
@@ -75,6 +76,9 @@ class Decode(io.ComfyNode):
         if reuse:
             frames = result.frames
         else:
+            if vae.patcher is not None:
+                height, width = (side * vae.model.spatial_factor for side in result.segment_latents[0].shape[-2:])
+                decode_phase(vae.model, vae.patcher, height, width)
             with cancellable(), torch.inference_mode():
                 frames = decode_with_progress(vae.model, result, tiled)
         how = "the sampler's frames" if reuse else f"decoded (tiled={tiled})"

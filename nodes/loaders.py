@@ -13,13 +13,9 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..pipeline import model_catalogue as catalogue
-from ..pipeline.audio.encoders import load_audio_encoder
-from ..pipeline.checkpoints.dit_loader import load_dit
-from ..pipeline.text.encoder import CachedTextEncoder
-from ..pipeline.vae.loader import load_wan_vae
-from ..pipeline.vae.wan_vae import WanVAE
 from . import model_files as mf
 from .choices import check_choices, require_choice
+from .managed import load_managed_audio_encoder, load_managed_dit, load_managed_vae, managed_text_encoder
 from .payloads import AudioEncoderHandle, ModelHandle, NamedModel
 from .runtime import DTYPE_CHOICES, resolve_dtype, torch_device
 from .types import LOADER_CATEGORY, AudioEncoderModel, AvatarModel, AvatarVAE, TextEncoderModel
@@ -146,7 +142,7 @@ class AvatarModelLoader(io.ComfyNode):
         merge_lora: bool,
         quantize_int8: bool = False,
     ) -> io.NodeOutput:
-        """Load the DiT (and LoRA) onto ComfyUI's device, optionally quantising it to int8 first."""
+        """Load the DiT (and LoRA) into a ModelPatcher that ComfyUI loads per phase, optionally quantised to int8."""
         device = torch_device()
         compute_dtype = resolve_dtype(dtype, device)
         path = mf.resolve(catalogue.DIT, model)
@@ -155,10 +151,9 @@ class AvatarModelLoader(io.ComfyNode):
         if multi is None and path.name == "avatar_multi":  # the official v1.0 multi-speaker folder
             multi = True
         try:
-            loaded = load_dit(
+            loaded, patcher = load_managed_dit(
                 path,
-                dtype=compute_dtype,
-                device=device,
+                compute_dtype,
                 lora_path=lora_path,
                 lora_strength=lora_strength,
                 merge_lora=merge_lora,
@@ -169,7 +164,7 @@ class AvatarModelLoader(io.ComfyNode):
             if lora_path is not None and str(lora_path) in str(error):
                 raise wrong_file(catalogue.LORA, lora, error) from error
             raise wrong_file(catalogue.DIT, model, error) from error
-        handle = ModelHandle(loaded, model)
+        handle = ModelHandle(loaded, model, patcher)
         log.info("LongCat Avatar: loaded %s", handle.describe())
         return io.NodeOutput(handle)
 
@@ -209,17 +204,16 @@ class AudioEncoderLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio_encoder: str, dtype: str) -> io.NodeOutput:
-        """Load the encoder onto ComfyUI's device."""
-        device = torch_device()
-        compute_dtype = resolve_dtype(dtype, device)
+        """Load the encoder into a ModelPatcher (ComfyUI loads it for the Audio Encode phase)."""
+        compute_dtype = resolve_dtype(dtype, torch_device())
         try:
-            encoder = load_audio_encoder(
-                mf.resolve(catalogue.AUDIO_ENCODER, audio_encoder), device=device, dtype=compute_dtype
+            encoder, patcher = load_managed_audio_encoder(
+                mf.resolve(catalogue.AUDIO_ENCODER, audio_encoder), compute_dtype
             )
         except ValueError as error:
             raise wrong_file(catalogue.AUDIO_ENCODER, audio_encoder, error) from error
         log.info("LongCat Avatar: loaded %s audio encoder %s (%s)", encoder.kind, audio_encoder, encoder.version)
-        return io.NodeOutput(AudioEncoderHandle(encoder, audio_encoder))
+        return io.NodeOutput(AudioEncoderHandle(encoder, audio_encoder, patcher))
 
 
 class VAELoader(io.ComfyNode):
@@ -257,14 +251,13 @@ class VAELoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae: str, dtype: str) -> io.NodeOutput:
-        """Load the VAE onto ComfyUI's device."""
-        device = torch_device()
-        compute_dtype = resolve_dtype(dtype, device)
+        """Load the VAE into a ModelPatcher (ComfyUI loads it for encoding and decoding)."""
+        compute_dtype = resolve_dtype(dtype, torch_device())
         try:
-            model = load_wan_vae(mf.resolve(catalogue.VAE, vae), dtype=compute_dtype)
+            model, patcher = load_managed_vae(mf.resolve(catalogue.VAE, vae), compute_dtype)
         except (ValueError, OSError) as error:
             raise wrong_file(catalogue.VAE, vae, error) from error
-        return io.NodeOutput(NamedModel(WanVAE(model, device=device), vae))
+        return io.NodeOutput(NamedModel(model, vae, patcher=patcher))
 
 
 def text_cache_dir() -> str:
@@ -320,9 +313,7 @@ class TextEncoderLoader(io.ComfyNode):
         device = torch_device()
         source = mf.resolve(catalogue.TEXT_ENCODER, text_encoder)
         tokenizer = longcat_tokenizer_dir() if source.is_file() else None  # single files may lack one
-        encoder = CachedTextEncoder(
-            source, text_cache_dir(), dtype=resolve_dtype(dtype, device), tokenizer_dir=tokenizer, device=str(device)
-        )
+        encoder = managed_text_encoder(source, text_cache_dir(), resolve_dtype(dtype, device), tokenizer)
         return io.NodeOutput(NamedModel(encoder, text_encoder))
 
 

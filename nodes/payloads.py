@@ -16,6 +16,7 @@ class ModelHandle:
 
     loaded: Any  # pipeline.checkpoints.dit_loader.LoadedDiT
     name: str  # the dropdown entry it came from
+    patcher: Any = None  # the comfy.model_patcher.ModelPatcher that places the DiT (None: it stays where it is)
 
     @property
     def version(self) -> str:
@@ -40,6 +41,7 @@ class AudioEncoderHandle:
 
     encoder: Any  # pipeline.audio.encoders.AudioEncoder
     name: str
+    patcher: Any = None  # its ModelPatcher (None: an encoder made elsewhere stays where it is)
 
     @property
     def version(self) -> str:
@@ -54,6 +56,7 @@ class NamedModel:
     model: Any
     name: str
     extra: dict[str, Any] = field(default_factory=dict)
+    patcher: Any = None  # the VAE's ModelPatcher (the text encoder makes its own on first use)
 
 
 @dataclass

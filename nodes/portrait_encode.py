@@ -12,6 +12,7 @@ from ..pipeline.limits import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, portrait_size_p
 from ..pipeline.portrait import Portrait, encode_portrait, prepare_portrait
 from ..pipeline.resolution import RESOLUTION_MODES
 from .choices import check_choices
+from .managed import portrait_encode_phase
 from .payloads import NamedModel
 from .types import CATEGORY, AvatarVAE, PortraitLatent
 
@@ -108,6 +109,8 @@ class PortraitEncode(io.ComfyNode):
         except ValueError as error:
             raise ValueError(f"LongCat Avatar Portrait Encode: {error}") from error
         source = (portrait.height, portrait.width) if image is None else (int(image.shape[1]), int(image.shape[2]))
+        if portrait.pixels is not None and vae.patcher is not None:
+            portrait_encode_phase(vae.model, vae.patcher, portrait.height, portrait.width)
         encode_portrait(vae.model, portrait)
         log.info("LongCat Avatar: portrait %dx%d -> %dx%d", source[1], source[0], portrait.width, portrait.height)
         if portrait.pixels is None:

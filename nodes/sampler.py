@@ -11,6 +11,8 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..pipeline.limits import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS, RECOMMENDED_STEPS
+from ..pipeline.memory.estimate import VideoShape
+from ..pipeline.memory.plan import plan_summary
 from ..pipeline.sampling.hooks import Interrupted, SamplerHooks
 from ..pipeline.sampling.mode import DISTILLED_CHOICES, LORA_NONE, SamplingMode
 from ..pipeline.sampling.sampler import GeneratedVideo, SamplerSettings, VideoConditioning, generate_video
@@ -19,6 +21,7 @@ from ..pipeline.sampling.segments import MAX_DROPPED_TAIL_FRAMES, NEW_FRAMES_PER
 from ..pipeline.versions import VERSIONS, get_version
 from . import model_files as mf
 from .choices import check_choices
+from .managed import SamplerMemory
 from .payloads import AudioEmbedsPayload, ModelHandle, NamedModel
 from .portrait_encode import PortraitPayload
 from .runtime import NodeProgress, cancellable
@@ -235,12 +238,39 @@ class AvatarSampler(io.ComfyNode):
         )
         log.info("LongCat Avatar Sampler: %s; model %s", mode.note, model.describe())
         progress = NodeProgress(total=mode.steps)
-        hooks = SamplerHooks(progress=progress, should_stop=progress.should_stop, on_plan=progress.publish_segments)
+        memory = sampler_memory(model, vae, conditioning, settings, mode)
+        hooks = SamplerHooks(
+            progress=progress, should_stop=progress.should_stop, on_plan=progress.publish_segments, prepare=memory
+        )
         with cancellable(Interrupted), torch.inference_mode():
             result = generate_video(model.loaded.model, vae.model, model.version, conditioning, settings, hooks)
         info = report(model, mode, result, settings, portrait)
+        if memory is not None:
+            info += "\nMemory plan of this run:\n" + plan_summary(memory.plan)
         log.info("LongCat Avatar Sampler: %s", info)
         return io.NodeOutput(VideoPayload(result, vae, info), info, ui=ui.PreviewText(info))
+
+
+def sampler_memory(
+    model: ModelHandle, vae: NamedModel, cond: VideoConditioning, settings: SamplerSettings, mode: SamplingMode
+) -> SamplerMemory | None:
+    """The run's shapes, memory plan and phase loading (None when a model was not made by our loaders); on a GPU
+    the DiT runs with the plan's activation options."""
+    if model.patcher is None or vae.patcher is None:
+        return None
+    shape = VideoShape(
+        cond.height,
+        cond.width,
+        int(cond.text.embeds.shape[2]),
+        settings.frames_per_segment,
+        settings.overlap_frames,
+        guidance=not mode.distilled and (mode.text_guidance > 1 or mode.audio_guidance > 1),
+        speakers=cond.audio.num_speakers,
+    )
+    memory = SamplerMemory(model.loaded, model.patcher, vae.model, vae.patcher, shape)
+    if memory.plan.vram is not None:
+        model.loaded.model.set_activation_options(memory.plan.options)
+    return memory
 
 
 def report(

@@ -2,7 +2,10 @@
 
 A caller (ComfyUI's adapter in nodes/) injects its own namespace; whatever it lacks comes from the default here:
 torch layers whose Linear honours weight patches (`weight_function`, as ComfyUI's ops do) and the engine's quantised
-Linears. Names: Linear, Conv3d, LayerNorm, RMSNorm, and the quantised Int8Linear, Fp8Linear, GGUFLinear.
+Linears. Names: Linear, Conv3d, LayerNorm, RMSNorm, and the quantised Int8Linear, Fp8Linear, GGUFLinear. The DiT
+multiplies by its RMSNorm weights itself (the reference's order of operations); a namespace RMSNorm may provide
+`weight_for(x)`, its weight on x's device in x's dtype, to place that weight itself (a memory manager casting it
+from the host).
 """
 
 from __future__ import annotations

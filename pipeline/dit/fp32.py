@@ -52,15 +52,17 @@ def rms_norm_reference(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
     """RMSNorm as the reference's RMSNorm_FP32: normalise in fp32, cast back, THEN multiply by the weight.
 
     The weight product therefore happens in x's dtype (bf16 in real runs). `norm` is the namespace RMSNorm that owns
-    the weight (state-dict name `...q_norm.weight`); the weight is cast to x's device/dtype where used.
+    the weight (state-dict name `...q_norm.weight`); the weight is cast to x's device/dtype where used, by the
+    module's `weight_for` when it has one.
     """
     eps = norm.eps if norm.eps is not None else torch.finfo(torch.float32).eps
     xf = x.float()
     normed = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
-    weight = getattr(norm, "weight", None)
-    if weight is None:
+    if getattr(norm, "weight", None) is None:
         return normed
-    return normed * weight.to(device=x.device, dtype=x.dtype)
+    fetch = getattr(norm, "weight_for", None)  # a namespace's RMSNorm may cast its weight itself (pipeline.operations)
+    weight = fetch(normed) if fetch is not None else norm.weight.to(device=x.device, dtype=x.dtype)
+    return normed * weight
 
 
 def gated_add(x: torch.Tensor, gate: torch.Tensor, update: torch.Tensor) -> torch.Tensor:

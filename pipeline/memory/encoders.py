@@ -5,6 +5,7 @@ Configs are the published `config.json` mappings (transformers UMT5Config / Whis
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 FP32_BYTES = 4  # umT5 adds its relative position bias to the attention scores in float32
@@ -48,3 +49,19 @@ def whisper_encode_bytes(cfg: dict[str, Any], act_bytes: int) -> int:
     convs = (cfg["num_mel_bins"] + 2 * d) * mel_frames * act_bytes
     layer = positions * (4 * d + 2 * cfg["encoder_ffn_dim"]) * act_bytes  # q, k, v, out; fc1 and its activation
     return kept + max(convs, layer)
+
+
+def wav2vec2_encode_bytes(cfg: dict[str, Any], samples: int, act_bytes: int) -> int:
+    """Peak activations of a whole clip through wav2vec2 (transformers Wav2Vec2Model, eager attention).
+
+    The convolutional feature encoder's first layer output and its GroupNorm copy, or the transformer: every layer's
+    hidden states kept and stacked, plus one layer's attention scores and softmax or its feed-forward.
+    """
+    strides = cfg["conv_stride"]
+    conv = 2 * cfg["conv_dim"][0] * (samples // strides[0]) * act_bytes
+    tokens = samples // math.prod(strides)  # one feature step per product of the strides (20 ms at 16 kHz)
+    d, states = cfg["hidden_size"], cfg["num_hidden_layers"] + 1
+    kept = 2 * states * tokens * d * act_bytes  # the collected list and its stacked copy
+    scores = 2 * cfg["num_attention_heads"] * tokens * tokens * act_bytes
+    layer = max(scores + 4 * tokens * d * act_bytes, tokens * cfg["intermediate_size"] * act_bytes)
+    return kept + max(conv, layer)

@@ -16,25 +16,30 @@ from ..sampling.noise import VAE_SPATIAL
 from ..sampling.segments import OVERLAP_FRAMES, SEGMENT_FRAMES, VAE_TEMPORAL, latent_frames
 from ..vae.tiling import Tiling
 from .activations import DiTCall, forward_bytes, options_for_budget
-from .encoders import umt5_encode_bytes, whisper_encode_bytes
+from .encoders import umt5_encode_bytes, wav2vec2_encode_bytes, whisper_encode_bytes
 from .options import ActivationOptions
+from .phases import PHASES
 from .vae import decode_chunk_bytes, encode_chunk_bytes
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-PHASES = ("text_encode", "audio_encode", "portrait_encode", "first_segment", "continuation_segment", "decode")
 CFG_BATCH = 2  # single-speaker CFG batches the negative and positive prompt passes into one DiT call
 CFG_SAMPLES = 3  # CFG runs three samples per step: negative, positive and the audio-free pass
+PHASE_MODEL = dict(zip(PHASES, ("text", "audio", "vae", "dit", "dit", "vae"), strict=True))  # whose config it needs
 
 
 @dataclass(frozen=True)
 class ModelConfigs:
-    """The configs of the four models of one version."""
+    """The configs of the four models of one version (a caller that runs only some phases may omit the others)."""
 
-    dit: DiTConfig
-    vae: dict[str, Any]
-    text: dict[str, Any]
-    audio: dict[str, Any]
-    text_tokens: int  # the DiT's model_max_length: every prompt is padded to it
+    dit: DiTConfig | None = None
+    vae: dict[str, Any] | None = None
+    text: dict[str, Any] | None = None  # transformers UMT5Config keys
+    audio: dict[str, Any] | None = None  # transformers WhisperConfig or Wav2Vec2Config keys (with "model_type")
+    text_tokens: int = 0  # the DiT's model_max_length: every prompt is padded to it
+
+    def covers(self, phase: str) -> bool:
+        """True when the config `phase` is estimated from is present."""
+        return getattr(self, PHASE_MODEL[phase]) is not None
 
 
 def shipped_configs(version: str = "1.5") -> ModelConfigs:
@@ -62,6 +67,7 @@ class VideoShape:
     guidance: bool = False  # text/audio CFG (False: distilled, one pass per step)
     speakers: int = 1
     act_bytes: int = 2  # bf16 / fp16 activations
+    audio_samples: int = 0  # 16 kHz samples a whole-clip audio encoder (wav2vec2, v1.0) runs over at once
 
     @property
     def dit_batch(self) -> int:
@@ -126,6 +132,8 @@ def phase_bytes(configs: ModelConfigs, shape: VideoShape, phase: str, tight: boo
     if phase == "text_encode":
         return umt5_encode_bytes(configs.text, shape.text_tokens, shape.act_bytes)
     if phase == "audio_encode":
+        if configs.audio.get("model_type") == "wav2vec2":
+            return wav2vec2_encode_bytes(configs.audio, shape.audio_samples, shape.act_bytes)
         return whisper_encode_bytes(configs.audio, shape.act_bytes)
     if phase == "portrait_encode":
         return encode_chunk_bytes(configs.vae, shape.height, shape.width, shape.act_bytes, 1)

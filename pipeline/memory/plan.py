@@ -9,6 +9,7 @@ from .encoders import umt5_encoder_params, whisper_encoder_params
 from .estimate import PHASES, ModelConfigs, VideoShape, decode_bytes, dit_phase_bytes, phase_bytes, segment_calls
 from .flops import dit_forward_flops, seconds_at
 from .options import ActivationOptions
+from .phases import SEGMENT_PHASES
 from .vae import wan_vae_params
 from .weights import DiTWeights, dit_weights
 
@@ -17,7 +18,7 @@ GB = 1e9
 CUDA_CONTEXT_BYTES = 1 << 30
 # While an offloaded block computes, the next one is already being copied in: two blocks in flight.
 BLOCKS_IN_FLIGHT = 2
-DIT_PHASES = ("first_segment", "continuation_segment")
+DIT_PHASES = SEGMENT_PHASES
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,15 @@ class MemoryPlan:
 
 
 def encoder_weight_bytes(configs: ModelConfigs, act_bytes: int) -> dict[str, int]:
-    """Weights each encoder phase loads, at the activation dtype (umT5 bf16, Whisper fp16, VAE bf16)."""
-    vae = wan_vae_params(configs.vae) * act_bytes
-    return {
-        "text_encode": umt5_encoder_params(configs.text) * act_bytes,
-        "audio_encode": whisper_encoder_params(configs.audio) * act_bytes,
-        "portrait_encode": vae,
-        "decode": vae,
+    """Weights each encoder phase loads, at the activation dtype (umT5 bf16, Whisper fp16, VAE bf16); phases whose
+    config is absent are left out."""
+    counts = {
+        "text_encode": lambda: umt5_encoder_params(configs.text),
+        "audio_encode": lambda: whisper_encoder_params(configs.audio),
+        "portrait_encode": lambda: wan_vae_params(configs.vae),
+        "decode": lambda: wan_vae_params(configs.vae),
     }
+    return {phase: count() * act_bytes for phase, count in counts.items() if configs.covers(phase)}
 
 
 def _offload(weights: DiTWeights, need: int) -> tuple[int, int]:
@@ -75,11 +77,19 @@ def _offload(weights: DiTWeights, need: int) -> tuple[int, int]:
 
 
 def plan_memory(
-    configs: ModelConfigs, shape: VideoShape, weight_format: str, vram: int | None = None, lora: int = 0
+    configs: ModelConfigs,
+    shape: VideoShape,
+    weight_format: str,
+    vram: int | None = None,
+    lora: int = 0,
+    weights: DiTWeights | None = None,
 ) -> MemoryPlan:
-    """Fit the run into `vram` bytes (None: no limit): chunk, move the KV cache to the host, offload DiT blocks."""
+    """Fit the run into `vram` bytes (None: no limit): chunk, move the KV cache to the host, offload DiT blocks.
+
+    `weights` are a loaded model's own bytes (`model_weights`); by default they are computed for `weight_format`.
+    """
     cfg = configs.dit
-    weights = dit_weights(cfg, weight_format)
+    weights = weights or dit_weights(cfg, weight_format)
     options, blocks, offloaded, tiled = ActivationOptions(), 0, 0, False
     if vram is not None:
         calls = [c for phase in segment_calls(cfg, shape).values() for c in phase]
@@ -88,8 +98,9 @@ def plan_memory(
         over = weights.total + lora + activations + CUDA_CONTEXT_BYTES - vram
         if over > 0:
             blocks, offloaded = _offload(weights, over + BLOCKS_IN_FLIGHT * weights.largest_block)
-        decode_need = encoder_weight_bytes(configs, shape.act_bytes)["decode"] + CUDA_CONTEXT_BYTES
-        tiled = decode_need + decode_bytes(configs, shape, tiled=False) > vram
+        if configs.covers("decode"):
+            decode_need = encoder_weight_bytes(configs, shape.act_bytes)["decode"] + CUDA_CONTEXT_BYTES
+            tiled = decode_need + decode_bytes(configs, shape, tiled=False) > vram
     plan = MemoryPlan(weight_format, vram, weights, lora, blocks, offloaded, options, tiled)
     plan.phases.update(phase_peaks(configs, shape, plan))
     return plan
@@ -100,7 +111,7 @@ def phase_peaks(configs: ModelConfigs, shape: VideoShape, plan: MemoryPlan) -> d
     encoders = encoder_weight_bytes(configs, shape.act_bytes)
     streamed = BLOCKS_IN_FLIGHT * plan.weights.largest_block if plan.offloaded_blocks else 0
     peaks = {}
-    for phase in PHASES:
+    for phase in (p for p in PHASES if configs.covers(p)):
         if phase in DIT_PHASES:
             used = plan.resident + plan.lora + streamed + dit_phase_bytes(configs.dit, shape, phase, plan.options)
         elif phase == "decode":

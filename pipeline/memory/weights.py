@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..dit.config import DiTConfig
 from .formats import WeightFormat, layer_tensors, weight_format
 from .inventory import dit_inventory
+
+if TYPE_CHECKING:  # the estimator itself runs without torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -51,3 +55,15 @@ def dit_weights(cfg: DiTConfig, fmt: str | WeightFormat) -> DiTWeights:
         else:
             top += size
     return DiTWeights(tuple(blocks), top)
+
+
+def model_weights(model: nn.Module) -> DiTWeights:
+    """Per-block and top-level bytes of a built DiT's own state (any format, on any device, meta included)."""
+    blocks = [_state_bytes(block) for block in model.blocks]
+    top = _state_bytes(model) - sum(blocks)
+    return DiTWeights(tuple(blocks), top)
+
+
+def _state_bytes(module: nn.Module) -> int:
+    """Bytes of a module's state dict (what ComfyUI's module_size counts)."""
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())

@@ -36,7 +36,14 @@ def _dit_dtype(model: nn.Module) -> torch.dtype:
 
 
 def _dit_device(model: nn.Module) -> torch.device:
-    """Where the DiT's weights live; the latents are denoised there (the DiT moves its other inputs itself)."""
+    """Where the DiT computes; the latents are denoised there (the DiT moves its other inputs itself).
+
+    A memory manager that may leave some weights on the host records the compute device as `model.device` (ComfyUI's
+    ModelPatcher does on every load); otherwise it is where the weights live.
+    """
+    placed = getattr(model, "device", None)
+    if isinstance(placed, torch.device):
+        return placed
     weight = next(model.parameters(), None)
     return torch.device("cpu") if weight is None else weight.device
 

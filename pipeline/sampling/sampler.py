@@ -13,6 +13,7 @@ from torch import nn
 from ..audio.types import AudioFeatures
 from ..imaging import resize_and_center_crop_masks
 from ..limits import SIZE_MULTIPLE
+from ..memory.phases import CONTINUATION_SEGMENT, DECODE, FIRST_SEGMENT
 from ..text.encoder import TextEmbedding
 from ..vae.pixels import frames_to_pixels, pixels_to_frames
 from ..versions import get_version
@@ -231,15 +232,19 @@ def generate_video(
     `noise` replaces the seeded initial noise of each segment (the parity tests inject the reference's).
     """
     sampler = SegmentSampler(model, codec, version, conditioning, settings, hooks)
-    plan, tiled = sampler.plan, sampler.settings.tiled_decode
+    plan, tiled, hooks = sampler.plan, sampler.settings.tiled_decode, sampler.hooks
     noise = noise or seeded_noise(sampler.settings.seed)
     shape = latent_shape(plan.frames_per_segment, conditioning.height, conditioning.width)
+    hooks.enter(FIRST_SEGMENT)
     latents = sampler.first(noise(0, shape))
+    hooks.enter(DECODE)
     frames = decode_segment(codec, latents, tiled)
     sink, segment_latents, ref_latent = FrameSink(plan), [latents], latents[:, :, :1].clone()
     sink.put(0, frames)
     for segment in range(1, plan.num_segments):
+        hooks.enter(CONTINUATION_SEGMENT)
         latents = sampler.next(segment, noise(segment, shape), latents, frames, ref_latent)
+        hooks.enter(DECODE)
         frames = decode_segment(codec, latents, tiled)
         sink.put(segment, frames)
         segment_latents.append(latents)

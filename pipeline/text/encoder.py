@@ -65,12 +65,16 @@ class CachedTextEncoder:
         tokenizer_dir: str | Path | None = None,
         device: str = "cpu",
         loader: Callable[..., LoadedTextEncoder] = load_text_encoder,
+        prepare: Callable[[LoadedTextEncoder, int], None] | None = None,
     ):
+        """`prepare(encoder, tokens)` runs before every encoder call, e.g. a memory manager loading it onto `device`; without
+        it the encoder is moved to `device` once when it loads."""
         self.source = Path(source)
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
         self.dtype, self.device, self._loader = dtype, device, loader
         self.cache = EmbeddingCache(cache_dir) if cache_dir else None
         self.identity = _identity(self.source, self.tokenizer_dir) + f"|{dtype}"
+        self.prepare = prepare
         self._encoder: LoadedTextEncoder | None = None
         self.load_count = 0
 
@@ -78,7 +82,8 @@ class CachedTextEncoder:
         """The loaded encoder (loaded on first use)."""
         if self._encoder is None:
             self._encoder = self._loader(self.source, dtype=self.dtype, tokenizer_dir=self.tokenizer_dir)
-            self._encoder.model.to(self.device)
+            if self.prepare is None:
+                self._encoder.model.to(self.device)
             self.load_count += 1
         return self._encoder
 
@@ -88,7 +93,10 @@ class CachedTextEncoder:
         hit = self.cache.load(key) if self.cache else None
         if hit is not None:
             return TextEmbedding(embeds=hit[0], mask=hit[1])
-        result = encode_prompts(self.encoder(), [prompt], max_tokens, self.device)[0]
+        encoder = self.encoder()
+        if self.prepare is not None:
+            self.prepare(encoder, max_tokens)
+        result = encode_prompts(encoder, [prompt], max_tokens, self.device)[0]
         if self.cache:
             self.cache.store(key, result.embeds, result.mask)
         return result

@@ -17,8 +17,15 @@ __all__ = ["Tiling", "WanVAE"]
 class WanVAE:
     """A loaded `AutoencoderKLWan` with the latent normalisation of its config; all outputs are float32 on CPU."""
 
-    def __init__(self, model: AutoencoderKLWan, device: torch.device | str = "cpu", tiling: Tiling | None = None):
-        self.model = model.to(device).eval()
+    def __init__(
+        self,
+        model: AutoencoderKLWan,
+        device: torch.device | str = "cpu",
+        tiling: Tiling | None = None,
+        place: bool = True,
+    ):
+        """`device` is where it computes; `place=False` leaves the weights where a memory manager puts them."""
+        self.model = (model.to(device) if place else model).eval()
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
         self.tiling = tiling or Tiling()
