@@ -108,6 +108,10 @@ class JobBook:
         return {
             "active_jobs": self.active(),
             "finished_records": sum(1 for job in self.jobs.values() if job.done.is_set()),
-            "limits": {"max_jobs": settings.max_jobs, "job_timeout_s": settings.job_timeout_s,
-                       "record_ttl_s": settings.record_ttl_s, "replicas": settings.replicas},  # fmt: skip
+            "limits": {
+                "max_jobs": settings.max_jobs,
+                "job_timeout_s": settings.job_timeout_s,
+                "record_ttl_s": settings.record_ttl_s,
+                "replicas": settings.replicas,
+            },  # fmt: skip
         }

@@ -8,8 +8,7 @@ The contract is the pack's (longcat_avatar/api_payload.py): POST /longcat/avatar
 job id to poll at GET /longcat/avatar/{job_id} (wait false). Answers add `replica` and `attempts`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the handlers' annotations (Request) at run time.
 import asyncio
 import json
 from collections.abc import AsyncIterator
@@ -33,6 +32,19 @@ INGRESS_MAX_ONGOING = 1000  # waiting requests and polls are cheap coroutines; t
 SHUTDOWN_GRACE_S = 60.0  # a replica's ComfyUI stops within seconds of SIGTERM; the launcher kills it after 20 s
 
 api = FastAPI(title="LongCat Avatar on Ray Serve")
+
+
+# Defined before the ingress: Serve pickles the ingress class with the module globals that exist at that point.
+async def _read_json(request: Request) -> Any:
+    """The body as JSON, within the pack's payload limit (413) and valid (400)."""
+    limit = max_payload_bytes()
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PayloadError(413, f"the request has {len(raw)} bytes; the limit is {limit}")
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise PayloadError(400, f"the body is not valid JSON: {error}") from error
 
 
 @serve.deployment(max_ongoing_requests=1, graceful_shutdown_timeout_s=SHUTDOWN_GRACE_S)
@@ -102,9 +114,7 @@ class AvatarIngress:
             return JSONResponse({"error": str(error)}, status_code=503, headers=headers)
         timeout_s = min(self.settings.job_timeout_s, parsed.wait_timeout_s or self.settings.job_timeout_s)
         body = {key: value for key, value in body.items() if key not in ("wait", "wait_timeout_s")}
-        job.driver = asyncio.get_running_loop().create_task(
-            run_job(self.replicas, self.settings, job, body, timeout_s)
-        )
+        job.driver = asyncio.get_running_loop().create_task(run_job(self.replicas, self.settings, job, body, timeout_s))
         if not parsed.wait:
             return JSONResponse({"job_id": job.job_id, "status_url": f"{ROUTE}/{job.job_id}"}, status_code=202)
         del parsed  # the media travel in `body` only
@@ -124,18 +134,6 @@ class AvatarIngress:
     async def get_load(self) -> JSONResponse:
         """How many jobs the deployment holds, and its bounds."""
         return JSONResponse(self.book.load())
-
-
-async def _read_json(request: Request) -> Any:
-    """The body as JSON, within the pack's payload limit (413) and valid (400)."""
-    limit = max_payload_bytes()
-    raw = await request.body()
-    if len(raw) > limit:
-        raise PayloadError(413, f"the request has {len(raw)} bytes; the limit is {limit}")
-    try:
-        return json.loads(raw)
-    except ValueError as error:
-        raise PayloadError(400, f"the body is not valid JSON: {error}") from error
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
