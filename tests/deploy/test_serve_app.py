@@ -59,6 +59,7 @@ def _assert_video(record: dict[str, Any]) -> None:
 
 
 def test_four_concurrent_jobs_are_spread_over_both_replicas_and_a_fifth_gets_503(serve_cluster: ServeApp) -> None:
+    serve_cluster.wait_idle()
     children = serve_cluster.wait_children(lambda found: len(found) == 2)
     assert len({child.pid for child in children.values()}) == 2  # each replica its own ComfyUI
     gates = _hold_all(serve_cluster, children.values())
@@ -78,6 +79,7 @@ def test_four_concurrent_jobs_are_spread_over_both_replicas_and_a_fifth_gets_503
 
 
 def test_a_wait_past_its_limit_is_408_and_that_replica_serves_the_next_job(serve_cluster: ServeApp) -> None:
+    serve_cluster.wait_idle()
     children = serve_cluster.wait_children(lambda found: len(found) == 2)
     gates = _hold_all(serve_cluster, children.values())
     try:
@@ -98,6 +100,7 @@ def test_a_wait_past_its_limit_is_408_and_that_replica_serves_the_next_job(serve
 def test_a_comfyui_killed_mid_job_is_retried_and_its_replacement_serves(
     serve_cluster: ServeApp, record_property: Any
 ) -> None:
+    serve_cluster.wait_idle()
     children = serve_cluster.wait_children(lambda found: len(found) == 2)
     gates = _hold_all(serve_cluster, children.values())
     try:

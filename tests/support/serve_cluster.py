@@ -6,7 +6,6 @@ worker (support/gated_server.py), and polls of the ingress and of the ComfyUIs.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,12 +15,9 @@ from typing import Any, TypeVar
 
 import requests
 
-from longcat_avatar.comfy_launcher import PACK_ROOT, free_port
 from support.avatar_requests import JOB_WAIT_S, POLL_S, ROUTE
 from support.gated_server import GATE_FOLDER, GATE_SOURCE, Gate
 
-APP_NAME = "longcat-avatar"
-LOGICAL_CPUS = 8  # Ray's bookkeeping, not cores: the ingress and two replicas each reserve one
 # Start-up of two ComfyUIs with their warm-ups, or a replacement after a fault: seconds on a quiet machine, minutes on
 # a busy 2-core one; only a broken deployment takes this long.
 START_WAIT_S = 600
@@ -66,6 +62,14 @@ class ServeApp:
         """Poll a job on the ingress until it ended; its final record."""
         return poll(lambda: _ended(requests.get(f"{self.url}{ROUTE}/{job_id}", timeout=60)), JOB_WAIT_S, job_id)
 
+    def wait_idle(self) -> None:
+        """Wait until the ingress holds no queued or running job (an earlier test's may still be finishing)."""
+        poll(lambda: self.load()["active_jobs"] == 0 or None, JOB_WAIT_S, "an idle deployment")
+
+    def load(self) -> dict[str, Any]:
+        """The ingress's GET /longcat/avatar: jobs held and limits."""
+        return requests.get(self.url + ROUTE, timeout=60).json()
+
     def children(self) -> dict[str, ReplicaChild]:
         """The replicas whose ComfyUI is warm now, by replica name."""
         found = {}
@@ -96,11 +100,8 @@ def poll(read: Callable[[], T | None], deadline_s: float, what: str) -> T:
 
 @contextmanager
 def serve_app(comfyui_dir: Path, models_dir: Path, work: Path, replicas: int, max_jobs: int) -> Iterator[ServeApp]:
-    """Ray on this machine, Serve on a free port, and the application with `replicas` CPU replicas."""
-    import ray
-    from ray import serve
-
-    from deploy.serve_app import build_app
+    """The application on a local Ray (deploy/local.py) with `replicas` CPU replicas, the gate node in each ComfyUI."""
+    from deploy.local import local_app
 
     custom = work / "custom_nodes" / GATE_FOLDER
     custom.mkdir(parents=True, exist_ok=True)
@@ -108,14 +109,5 @@ def serve_app(comfyui_dir: Path, models_dir: Path, work: Path, replicas: int, ma
     args = {"comfyui_dir": str(comfyui_dir), "models_dir": str(models_dir), "replicas": replicas,
             "gpus_per_replica": 0, "max_jobs": max_jobs, "health_period_s": 1, "state_dir": str(work / "state"),
             "extra_custom_nodes": [str(custom)], "requeue_wait_s": START_WAIT_S}  # fmt: skip
-    # The workers import `deploy` and `longcat_avatar` from the repository, like `serve run` from its folder.
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(PACK_ROOT), os.environ.get("PYTHONPATH")]))}
-    ray.init(num_cpus=LOGICAL_CPUS, include_dashboard=False, runtime_env={"env_vars": env})
-    try:
-        port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app(args), name=APP_NAME, route_prefix="/")
-        yield ServeApp(f"http://127.0.0.1:{port}", work / "state", work / "gates")
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    with local_app(args) as url:
+        yield ServeApp(url, work / "state", work / "gates")
