@@ -1,14 +1,15 @@
 """The Modal app: GPU containers that each run one ComfyUI with this pack, a Volume with the weights, and a web endpoint
 with the pack's contract in the job-id + poll form (deploy/modal_jobs.py).
 
-    modal run deploy/modal_app.py::download_weights      # once: the v1.5 weights into the Volume (progress in the logs)
-    modal deploy deploy/modal_app.py                     # the endpoint; POST /longcat/avatar, GET /longcat/avatar/{id}
+    modal run -m deploy.modal_app::download_weights      # once: the v1.5 weights into the Volume (progress in the logs)
+    modal deploy -m deploy.modal_app                     # the endpoint; POST /longcat/avatar, GET /longcat/avatar/{id}
+
+(from the pack's folder; `-m`: the app imports its siblings in deploy/).
 
 Containers scale to zero when idle and render one job at a time each (Modal's default of one input per container).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the handlers' annotations (Request) at run time.
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from .settings import DEFAULT_JOB_TIMEOUT_S, ROUTE, ServeSettings
 APP_NAME = "longcat-avatar"
 COMFYUI_REF = "v0.3.75"  # the ComfyUI release the pack is tested with (.ci/common.sh extracts the same release)
 COMFYUI_DIR = "/opt/ComfyUI"
-PACK_DIR = f"{COMFYUI_DIR}/custom_nodes/ComfyUI-LongCat-Avatar"
+PACK_DIR = "/opt/longcat-avatar"  # outside ComfyUI's custom_nodes: the launcher links it into its own base folder
 MODELS_DIR = "/models"  # the Volume; each container's ComfyUI reads it as its models/ (the loaders' models/longcat/)
 VOLUME_NAME = "longcat-avatar-models"
 # Modal's GPU types with their memory in GB (Modal's GPU documentation).
@@ -91,13 +92,16 @@ def _spawn(body: dict[str, Any], timeout_s: float) -> str:
 
 def _lookup(job_id: str) -> tuple[str, dict[str, Any] | None]:
     """Where a job is: Modal's FunctionCall, read without waiting."""
+    errors = modal.exception
     try:
         call = modal.FunctionCall.from_id(job_id)
         return "done", call.get(timeout=0)
-    except TimeoutError:
-        return "running", None
-    except (modal.exception.NotFoundError, modal.exception.OutputExpiredError, modal.exception.InvalidError):
+    except (errors.NotFoundError, errors.OutputExpiredError, errors.InvalidError):
         return "unknown", None
+    except errors.FunctionTimeoutError:
+        return "done", {"status": 408, "body": {"error": f"the job ran past the container's {JOB_TIMEOUT_S} s"}}
+    except errors.TimeoutError:  # no result yet (the base of the two above, so caught after them)
+        return "running", None
     except Exception as error:  # the render itself raised (e.g. the container's ComfyUI died): the job failed
         return "done", {"status": 500, "body": {"error": f"{type(error).__name__}: {error}"}}
 
@@ -126,7 +130,7 @@ def make_web_app(spawn: Spawn, lookup: Lookup) -> Any:
     return api
 
 
-@app.function(timeout=JOB_TIMEOUT_S)
+@app.function()  # a CPU container: it validates, hands jobs over and answers polls
 @modal.asgi_app()
 def web() -> Any:
     """The endpoint: POST /longcat/avatar (202 with a job id), GET /longcat/avatar/{job_id}."""
