@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="longcat-serve-") as work:
         models = Path(work) / "models"
-        build_layout(models)
+        build_layout(models, with_int8=True)  # the endpoint's workflows load the int8 DiT
         args = {"comfyui_dir": options.comfyui, "models_dir": str(models), "replicas": DEMO_REPLICAS,
                 "gpus_per_replica": 0, "warmup_resolution": DEMO_RESOLUTION}  # fmt: skip
         with local_app(args) as url:
