@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from longcat_avatar.comfy_launcher import OFFLINE_ENV, PACK_ROOT, ComfyLauncher, find_comfyui
+from longcat_avatar.comfy_launcher import OFFLINE_ENV, PACK_ROOT, ComfyLauncher, ComfyLaunchError, find_comfyui
 
 from .settings import ROUTE, ServeSettings
 
@@ -35,7 +35,7 @@ class ComfyChild:
         """Settings only; `start()` starts. `name` labels the replica in logs and in the state file."""
         comfyui = find_comfyui(settings.comfyui_dir or None)
         if comfyui is None:
-            raise ChildLostError("ComfyUI not found: set the deployment's comfyui_dir or $COMFYUI_DIR")
+            raise ComfyLaunchError("ComfyUI not found: set the deployment's comfyui_dir or $COMFYUI_DIR")
         self.settings, self.name = settings, name
         args = ["--cpu"] if settings.gpus_per_replica == 0 else []
         env = OFFLINE_ENV | dict(settings.comfy_env)
@@ -54,8 +54,12 @@ class ComfyChild:
             (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
             (base / "custom_nodes" / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
         self.launcher.start()
-        if self.settings.warmup:
-            self.warm_up()
+        try:
+            if self.settings.warmup:
+                self.warm_up()
+        except BaseException:  # a replica that fails to start must not leave its ComfyUI running
+            self.launcher.stop()
+            raise
         self._write_state()
         return self
 
@@ -118,8 +122,8 @@ class ComfyChild:
 
 
 def warmup_body(resolution: str) -> dict[str, Any]:
-    """The warm-up request: the pack's example portrait and speech, one step, the smallest frame. It skips the vocal
-    separation: its small model (67 MB) loads with the first job that asks for it."""
+    """The warm-up request: the pack's example portrait and speech, one step, the smallest frame. It loads the base
+    weights; the vocal separator (67 MB) and a distillation LoRA load with the first job that asks for them."""
     return {
         "reference_image": base64.b64encode((EXAMPLES / "portrait.png").read_bytes()).decode("ascii"),
         "audio": base64.b64encode((EXAMPLES / "speech.wav").read_bytes()).decode("ascii"),
