@@ -105,7 +105,7 @@ class AvatarIngress:
         """Validate (the pack's parse_request), admit within max_jobs, then answer the video or the job id."""
         try:
             body = await _read_json(request)
-            parsed = parse_request(body)
+            parsed = await asyncio.to_thread(parse_request, body)  # decodes and probes the media: off the event loop
             job = self.book.admit()
         except PayloadError as error:
             return JSONResponse({"error": error.reason}, status_code=error.status)
