@@ -6,6 +6,8 @@
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache_root="${LONGCAT_CI_CACHE:-$HOME/.cache/longcat-avatar-ci}"
 lock_file="$repo_root/requirements-lock.txt"
+# The requirement files the lock is resolved from: the pack's, the tests', and the serving layer's (deploy/).
+requirement_inputs=("$repo_root/requirements.txt" "$repo_root/requirements-test.txt" "$repo_root/deploy/requirements.txt")
 
 # The torch stack measured to run ComfyUI 0.3.75 on the CPU here: the matched 2.11 release set.
 torch_stack="torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0"
@@ -87,7 +89,7 @@ comfy_requirements() {
 
 lock_inputs_sha() {
   # The fingerprint of everything the lock is resolved from; the lock records it, env.sh checks it.
-  { cat "$repo_root/requirements.txt" "$repo_root/requirements-test.txt"; echo "$torch_stack $horde_sha256"; } \
+  { cat "${requirement_inputs[@]}"; echo "$torch_stack $horde_sha256"; } \
     | sha256sum | cut -c1-64
 }
 

@@ -21,6 +21,7 @@ from .shared import versions
 WIDTH = 32  # the audio-encoder and text-encoder width the tiny DiT reads (the real ones are 1280 and 4096)
 WHISPER_LAYERS = 32  # v1.5 averages Whisper layers 0-7, 8-15, 16-23, 24-31 and takes 32: the depth must be real
 VAE_BASE_DIM = 8  # the real Wan 2.1 VAE has 96
+INT8_SHARD_BYTES = 2**30  # one shard: the tiny DiT is far below it
 CORPUS = [
     "A person is talking to the camera with natural lip movements and a calm expression.",
     "Bright colours, overexposed, static, blurred details, subtitles, worst quality, low quality, ugly faces.",
@@ -55,10 +56,8 @@ def _randomise(module: Any, seed: int) -> None:
                 param.copy_(0.01 * noise)
 
 
-def build_dit(folder: Path, seed: int = 0) -> None:
-    """A 2-block v1.5 DiT: config.json + diffusion_pytorch_model.safetensors, as base_model/ ships them."""
-    from safetensors.torch import save_file
-
+def _tiny_dit(seed: int) -> tuple[Any, Any]:
+    """A randomly initialised 2-block v1.5 DiT and its config."""
     engine = _engine()
     config = engine.dit.config.DiTConfig(
         hidden_size=64, depth=2, num_heads=4, caption_channels=WIDTH, adaln_tembed_dim=32, intermediate_dim=32,
@@ -66,6 +65,14 @@ def build_dit(folder: Path, seed: int = 0) -> None:
     )  # fmt: skip
     model = engine.dit.model.LongCatAvatarDiT(config)
     _randomise(model, seed)
+    return model, config
+
+
+def build_dit(folder: Path, seed: int = 0) -> None:
+    """A 2-block v1.5 DiT: config.json + diffusion_pytorch_model.safetensors, as base_model/ ships them."""
+    from safetensors.torch import save_file
+
+    model, config = _tiny_dit(seed)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(
         {k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "diffusion_pytorch_model.safetensors")
@@ -73,6 +80,17 @@ def build_dit(folder: Path, seed: int = 0) -> None:
     official = {k: v for k, v in config.to_dict().items() if k not in ("ffn_hidden_size", "attention_backend")}
     official["_class_name"] = "LongCatVideoAvatarTransformer3DModel"
     (folder / "config.json").write_text(json.dumps(official, indent=2))
+
+
+def build_dit_int8(folder: Path, seed: int = 0) -> None:
+    """The same tiny DiT quantised as base_model_int8/ ships it (int8 shards, index, config, quantization config)."""
+    _engine()
+    from pipeline.checkpoints.int8 import quantize_model
+    from pipeline.checkpoints.save import save_int8_folder
+
+    model, config = _tiny_dit(seed)
+    quantize_model(model)
+    save_int8_folder(model.state_dict(), config, folder, max_bytes=INT8_SHARD_BYTES)
 
 
 def build_whisper(folder: Path, seed: int = 0) -> None:
@@ -135,11 +153,14 @@ def build_umt5(root: Path, seed: int = 0) -> None:
     UMT5EncoderModel(config).eval().save_pretrained(str(root / catalogue.UMT5.path), safe_serialization=True)
 
 
-def build_layout(models_dir: Path) -> Path:
-    """Everything the v1.5 workflow loads, under models_dir/longcat/; returns that folder."""
+def build_layout(models_dir: Path, with_int8: bool = False) -> Path:
+    """Everything the v1.5 workflow loads, under models_dir/longcat/ (with_int8: also the int8 DiT, which the
+    HTTP endpoint's workflows load); returns that folder."""
     c = catalogue
     longcat = models_dir / c.LONGCAT_FOLDER
     build_dit(longcat / c.DIT_V15_BF16.relpath)
+    if with_int8:
+        build_dit_int8(longcat / c.DIT_V15_INT8.relpath)
     build_whisper(longcat / c.WHISPER.relpath)
     scheduler = longcat / c.REPO_V15 / c.SCHEDULER_FOLDER
     scheduler.mkdir(parents=True, exist_ok=True)

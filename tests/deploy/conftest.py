@@ -1,0 +1,25 @@
+"""The deployment tests' shared application: one local Ray cluster with two CPU replicas, each with its own ComfyUI
+on the session's tiny models, started once for every test in this folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from support.comfy_server import ComfyServer, find_comfyui_dir
+from support.serve_cluster import ServeApp, serve_app
+
+REPLICAS = 2  # the fewest that show spreading, and a survivor while one is replaced
+MAX_JOBS = 4  # two running and two queued: a fifth job is refused
+
+
+@pytest.fixture(scope="session")
+def serve_cluster(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeApp]:
+    """The Serve application on the session server's tiny models (built once, shared with the other servers)."""
+    from support.avatar_graph import ensure_tiny_models  # imports torch: only when a test asks for the cluster
+
+    ensure_tiny_models(comfy_server.models_dir)
+    work = tmp_path_factory.mktemp("serve")
+    with serve_app(find_comfyui_dir(), comfy_server.models_dir, work, REPLICAS, MAX_JOBS) as app:
+        yield app
