@@ -111,19 +111,19 @@ def run_graph(spy: LoadSpy, audio: dict[str, Any]) -> tuple[dict[str, list[Call]
     loaders = pack("nodes.loaders")
     nodes = {name: pack(f"nodes.{name}") for name in ("text_encode", "audio_encode", "portrait_encode", "decode")}
     sampler = pack("nodes.sampler")
-    repo_v15, repo_base = "longcat/LongCat-Video-Avatar-1.5", "longcat/LongCat-Video"
-    model = loaders.AvatarModelLoader.execute(f"{repo_v15}/base_model", "auto", DTYPE, "none", 1.0, False).result[0]
-    vae = loaders.VAELoader.execute(f"{repo_base}/vae", DTYPE).result[0]
-    other_vae = loaders.VAELoader.execute(f"{repo_base}/vae", DTYPE).result[0]
-    text_encoder = loaders.TextEncoderLoader.execute(f"{repo_base}/text_encoder", DTYPE).result[0]
-    audio_encoder = loaders.AudioEncoderLoader.execute(f"{repo_v15}/whisper-large-v3", DTYPE).result[0]
+    model = loaders.AvatarModelLoader.execute(catalogue.DIT_V15_BF16.choice, "auto", DTYPE, "none", 1.0, False).result[
+        0
+    ]
+    vae = loaders.VAELoader.execute(catalogue.WAN_VAE.choice, DTYPE).result[0]
+    other_vae = loaders.VAELoader.execute(catalogue.WAN_VAE.choice, DTYPE).result[0]
+    text_encoder = loaders.TextEncoderLoader.execute(catalogue.UMT5.choice, DTYPE).result[0]
+    audio_encoder = loaders.AudioEncoderLoader.execute(catalogue.WHISPER.choice, DTYPE).result[0]
     spy.take()  # loaders only build models: any load they asked for is not a phase
     out: dict[str, Any] = {"model": model, "vae": vae, "other_vae": other_vae, "audio_encoder": audio_encoder}
     calls: dict[str, list[Call]] = {}
     encode_text = nodes["text_encode"].TextEncode.execute
     out["text"], calls["text"] = encode_text(PROMPT, DEFAULT_NEGATIVE_PROMPT, text_encoder).result[0], spy.take()
-    out["text_encoder"] = text_encoder
-    fresh = loaders.TextEncoderLoader.execute(f"{repo_base}/text_encoder", DTYPE).result[0]
+    fresh = loaders.TextEncoderLoader.execute(catalogue.UMT5.choice, DTYPE).result[0]
     out["cached_text"], calls["cached_text"] = encode_text(PROMPT, DEFAULT_NEGATIVE_PROMPT, fresh).result[0], spy.take()
     encode_audio = nodes["audio_encode"].AudioEncode.execute
     out["audio"] = encode_audio(audio_encoder, audio, "para", "", "", 0).result[0]
