@@ -8,8 +8,6 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from .shared import limits
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -56,6 +54,8 @@ def probe_audio(data: bytes) -> AudioInfo:
 
 def _decode(container: Any, stream: Any) -> AudioInfo:
     """Count the samples of every frame and check they are finite."""
+    import numpy as np  # PyAV's frames are numpy arrays: imported with PyAV, never by the client's light imports
+
     samples, rate, channels = 0, stream.rate or 0, stream.channels or 0
     for frame in container.decode(stream):
         array = frame.to_ndarray()
@@ -81,7 +81,8 @@ def portrait_for_comfyui(data: bytes) -> bytes:
     """The portrait as ComfyUI's LoadImage reads it right: a 16-bit grayscale PNG becomes 8-bit, others pass as-is."""
     if not data.startswith(PNG_SIGNATURE) or data[PNG_DEPTH_AND_COLOUR] != bytes((16, 0)):
         return data
-    from PIL import Image  # Pillow: only for the one kind that needs it
+    import numpy as np
+    from PIL import Image  # Pillow and numpy: only for the one kind that needs them
 
     with Image.open(io.BytesIO(data)) as image:
         pixels = np.asarray(image, dtype=np.uint16)  # mode I;16: one 16-bit value per pixel
