@@ -59,8 +59,10 @@ class QuantizedLinear(nn.Module):
         return {name: tuple(t.shape) for name, t in self.stored().items()}
 
     def dequantize_from(self, stored: dict[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-        """The dense [out, in] weight in `dtype` from the stored tensors (on whatever device they are)."""
-        raise NotImplementedError
+        """The dense [out, in] weight in `dtype` from the stored tensors (on whatever device they are).
+
+        Abstract: Int8Linear, Fp8Linear and GGUFLinear each implement their own dequantisation."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement dequantize_from")
 
     def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
         """The dense weight of this layer in `dtype`, on its own device, without weight patches."""
