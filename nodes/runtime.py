@@ -89,17 +89,24 @@ def latent_to_rgb(latent: torch.Tensor) -> Any:
     return Image.fromarray(pixels)
 
 
-def free_memory() -> None:
-    """Drop dead tensors and give cached accelerator memory back (after a run or a Cancel)."""
-    gc.collect()
+def free_memory(collect: bool = True) -> None:
+    """Give cached accelerator memory back (after a run or a Cancel); `collect` first drops tensors that only
+    reference cycles still hold (a traceback's frames keep a failed run's tensors alive)."""
+    if collect:
+        gc.collect()
     mm.soft_empty_cache()
 
 
 @contextmanager
 def cancellable(*interrupt_types: type[BaseException]) -> Iterator[None]:
-    """Run engine code; an engine interruption becomes ComfyUI's interrupt, and memory is freed either way."""
+    """Run engine code; an engine interruption becomes ComfyUI's interrupt, and memory is freed either way.
+
+    A run that ends normally frees its tensors by reference counting, and ComfyUI's prompt worker collects garbage
+    after prompts: only a Cancel or an error pays for a full `gc.collect()` here (a fraction of a second each)."""
+    failed = True
     try:
         yield
+        failed = False
     except interrupt_types as error:  # the engine's should_stop() check fired between two model calls
         log.info("LongCat Avatar: cancelled (%s)", error)
         mm.interrupt_current_processing(False)
@@ -108,4 +115,4 @@ def cancellable(*interrupt_types: type[BaseException]) -> Iterator[None]:
         log.info("LongCat Avatar: cancelled")
         raise
     finally:
-        free_memory()
+        free_memory(collect=failed)

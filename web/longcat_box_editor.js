@@ -21,6 +21,7 @@ const MIN_BOX_PX = 4; // a drag shorter than this (image pixels) is a click, not
 const REFRESH_MS = 600; // how often the editor checks whether its inputs changed (one cheap comparison per node)
 const EDITOR_HEIGHT = 460; // minimum height of the editor inside the node
 const NODE_WIDTH = 460;
+const STATUS_LINES = 3; // the status keeps this height whatever its text, so the portrait never moves under the mouse
 
 // ---- the graph: where the portrait and the resolution come from ----------------------------------------------------
 
@@ -324,6 +325,7 @@ function buildEditor(node) {
   editor.previewBox.append(editor.preview);
   editor.status = document.createElement("div");
   editor.status.className = "longcat-box-editor-status";
+  editor.status.style.cssText = `flex:none;line-height:1.3em;height:${1.3 * STATUS_LINES}em;overflow-y:auto`;
   root.append(bar, editor.stage, editor.previewBox, editor.status);
   editor.canvas.addEventListener("pointerdown", (event) => onPointerDown(node, editor, event));
   editor.canvas.addEventListener("pointermove", (event) => onPointerMove(editor, event));

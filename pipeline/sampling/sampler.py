@@ -171,8 +171,12 @@ def _validate(version: str, cond: VideoConditioning) -> None:
         raise ValueError("two or more audio streams need speaker masks (which region of the image is which person)")
 
 
-def decode_segment(codec: LatentCodec, latents: torch.Tensor, tiled: bool) -> torch.Tensor:
-    """One segment's latents → uint8 frames [F, H, W, 3] (through the codec's own `decode_frames` when it has one)."""
+def decode_segment(
+    codec: LatentCodec, latents: torch.Tensor, tiled: bool, latent_frames: int | None = None
+) -> torch.Tensor:
+    """One segment's latents → uint8 frames [F, H, W, 3] (through the codec's own `decode_frames` when it has one);
+    only the first `latent_frames` latent frames when given (`SegmentPlan.latents_used`)."""
+    latents = latents if latent_frames is None else latents[:, :, :latent_frames]
     direct = getattr(codec, "decode_frames", None)
     if direct is not None:
         return direct(latents, tiled=tiled)
@@ -212,7 +216,7 @@ def decode_segments(
     for segment, latents in enumerate(segment_latents):
         if progress is not None:
             progress(segment)
-        sink.put(segment, decode_segment(codec, latents, tiled))
+        sink.put(segment, decode_segment(codec, latents, tiled, plan.latents_used(segment)))
     if progress is not None:
         progress(len(segment_latents))
     return sink.frames
@@ -238,14 +242,14 @@ def generate_video(
     hooks.enter(FIRST_SEGMENT)
     latents = sampler.first(noise(0, shape))
     hooks.enter(DECODE)
-    frames = decode_segment(codec, latents, tiled)
+    frames = decode_segment(codec, latents, tiled, plan.latents_used(0))
     sink, segment_latents, ref_latent = FrameSink(plan), [latents], latents[:, :, :1].clone()
     sink.put(0, frames)
     for segment in range(1, plan.num_segments):
         hooks.enter(CONTINUATION_SEGMENT)
         latents = sampler.next(segment, noise(segment, shape), latents, frames, ref_latent)
         hooks.enter(DECODE)
-        frames = decode_segment(codec, latents, tiled)
+        frames = decode_segment(codec, latents, tiled, plan.latents_used(segment))
         sink.put(segment, frames)
         segment_latents.append(latents)
     return GeneratedVideo(sink.frames, conditioning.audio.fps, segment_latents, plan)

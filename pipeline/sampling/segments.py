@@ -77,6 +77,18 @@ class SegmentPlan:
         """Video frame (on the output clock) where segment `segment` (0-based) starts."""
         return segment * self.new_frames
 
+    def frames_used(self, segment: int) -> int:
+        """Leading frames of a segment that the video keeps or the next segment is conditioned on (all but the
+        last segment's: its frames past the trimmed end are never shown)."""
+        if segment < self.num_segments - 1:
+            return self.frames_per_segment
+        return max(1, min(self.frames_per_segment, self.output_frames - self.start_frame(segment)))
+
+    def latents_used(self, segment: int) -> int:
+        """Leading latent frames that decode to `frames_used` frames: the Wan decoder is causal in time, so frame
+        4k depends on latent frames 0..k only and decoding this prefix gives exactly those frames."""
+        return 1 + math.ceil((self.frames_used(segment) - 1) / VAE_TEMPORAL)
+
 
 def frames_covering(duration_s: float, fps: float) -> int:
     """Fewest frames at fps whose duration covers duration_s (float noise below a microframe is ignored)."""

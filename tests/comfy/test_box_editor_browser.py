@@ -183,9 +183,13 @@ def test_box_editor_boxes_drawn_with_the_mouse_are_saved_and_steer_the_video(
 ) -> None:
     workflow = load_workflow(page, media, "box_editor/drawn")
     assert widget_boxes(page) == [] and editor_state(page)["answer"]["defaults"] is True
+    portrait_area = page.locator(EDITOR).bounding_box()
     drag(page, (150, 60), (500, 380))  # speaker 1: the small person on the left
+    assert_close(wait_boxes(page, 1), [(150, 60, 500, 380)])
     drag(page, (20, 440), (505, 860))  # speaker 2: the astronaut on the right
     assert_close(wait_boxes(page, 2), [(150, 60, 500, 380), (20, 440, 505, 860)])
+    # the status text changed ("no boxes" went): the portrait stayed where it was under the mouse
+    assert page.locator(EDITOR).bounding_box() == portrait_area
     drag(page, (10, 700), (90, 880))  # a third box is a silent extra person
     assert_close(wait_boxes(page, 1, "extra_people_boxes"), [(10, 700, 90, 880)])
     x_button = to_client(page, 10, 880)

@@ -147,6 +147,7 @@ class FakeVAE:
     def __init__(self) -> None:
         self.encoded: list[torch.Tensor] = []
         self.decodes = 0
+        self.decoded_latents: list[int] = []  # latent frames of each decode call
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         pooled = F.avg_pool3d(pixels, (1, 8, 8))[:, :, ::4]  # frames 0, 4, 8, ...: (F−1)/4+1 latent frames
@@ -156,6 +157,7 @@ class FakeVAE:
 
     def decode(self, latents: torch.Tensor, tiled: bool = False) -> torch.Tensor:
         self.decodes += 1
+        self.decoded_latents.append(latents.shape[2])
         frames = torch.cat([latents[:, :3, :1], latents[:, :3, 1:].repeat_interleave(4, dim=2)], dim=2)
         return torch.tanh(F.interpolate(frames, scale_factor=(1, 8, 8)))
 
@@ -179,9 +181,13 @@ def test_generate_video_orchestration(version: str) -> None:
 
     assert video.frames.shape == (frames_wanted, 32, 32, 3) and video.plan.num_segments == 3
     assert vae.decodes == 3 and len(vae.encoded) == 3  # the image, then the overlap before segments 2 and 3
+    # segments 1 and 2 whole (segment 2's last 13 frames condition segment 3); of segment 3 only frames 160..199:
+    # 40 frames = 1 + ceil(39 / 4) = 11 latent frames
+    assert vae.decoded_latents == [24, 24, 11] and video.plan.frames_used(2) == 40
     second = pixels_to_frames(vae.decode(video.segment_latents[1]))
     assert torch.equal(video.frames[93:173], second[13:])  # segment 2 adds its frames 13..92 after frame 92
     assert torch.equal(decode_segments(vae, video.segment_latents, video.plan), video.frames)
+    assert vae.decoded_latents[4:] == [24, 24, 11]  # the Decode node's re-decode skips the same tail
     short = replace(video.plan, output_frames=50)
     assert torch.equal(decode_segments(vae, video.segment_latents, short), video.frames[:50])
     cont = build_schedule(version, 2, False, 3.0, continuation=True)

@@ -129,6 +129,17 @@ def test_frames_stream_per_latent_frame_exactly(tiny_vae_dir: Path) -> None:
     torch.testing.assert_close(vae.decode(latents), vae.decode(latents))  # the decoder cache was reset afterwards
 
 
+@pytest.mark.parametrize("tiled", [False, True])
+def test_a_latent_prefix_decodes_to_the_same_leading_frames(tiny_vae_dir: Path, tiled: bool) -> None:
+    """The decoder is causal in time: the first k latent frames give exactly the first 4(k-1)+1 frames of the whole
+    decode (what lets the sampler decode only the part of the last segment the video keeps)."""
+    vae = WanVAE(load_wan_vae(tiny_vae_dir), tiling=Tiling(tile_px=24, stride_px=16))
+    latents = torch.randn(1, 16, 5, 5, 7, generator=torch.Generator().manual_seed(6))
+    whole = vae.decode_frames(latents, tiled=tiled)
+    for k in (1, 2, 4):
+        assert torch.equal(vae.decode_frames(latents[:, :, :k], tiled=tiled), whole[: 4 * (k - 1) + 1])
+
+
 @pytest.mark.parametrize(("tile_px", "stride_px"), [(16, 8), (24, 16), (32, 24)])
 def test_tiled_frames_stream_tile_rows_like_diffusers(tiny_vae_dir: Path, tile_px: int, stride_px: int) -> None:
     """Tiles decoded one at a time and blended on the host row by row give diffusers' tiled decode exactly."""
