@@ -5,7 +5,9 @@ worker decodes that many segments of random latents with the tiny Wan VAE in a f
 resident memory it added. The uint8 output video itself grows with the length (it is the result), so the table shows
 the peak minus the output; that remainder is the decode's working memory and should not grow with the length.
 
-Usage: python benchmarks/bench_decode_memory.py [--lengths 4 8 16] [--size 64] [--modes untiled tiled]
+Writes its figures as benchmarks/results/<date>_decode_memory.json (date, commit, machine), or under --out.
+
+Usage: python benchmarks/bench_decode_memory.py [--lengths 4 8 16] [--size 64] [--modes untiled tiled] [--out DIR]
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+from results import RESULTS_DIR, write_report
 
 WORKER = Path(__file__).resolve().parent / "bench_sampler.py"
 FLAT = 1.10  # working memory of the longest video within 10 % of the shortest's: flat, not growing per segment
@@ -38,12 +42,14 @@ def main() -> int:
     parser.add_argument("--tile", type=int, default=32, help="tile size (px) of the tiled mode")
     parser.add_argument("--stride", type=int, default=24, help="tile stride (px) of the tiled mode")
     parser.add_argument("--modes", nargs="+", choices=("untiled", "tiled"), default=["untiled", "tiled"])
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="report folder")
     args = parser.parse_args()
-    flat = True
+    flat, figures = True, {"size_px": args.size, "tile_px": args.tile, "stride_px": args.stride, "flat_limit": FLAT}
     for mode in args.modes:
-        working = []
+        working, runs = [], []
         for seconds in args.lengths:
             result = measure(mode, seconds, args.size, args.tile, args.stride)
+            runs.append({"seconds_of_video": seconds, **result})
             working.append(result["peak_added_mib"] - result["frames_mib"])
             print(
                 f"[decode {mode}] {seconds:g} s: {result['segments']} segments, peak added "
@@ -53,7 +59,10 @@ def main() -> int:
             )
         ratio = working[-1] / max(working[0], 1.0)
         flat &= ratio <= FLAT
+        figures[mode] = {"runs": runs, "working_mib": working, "longest_over_shortest": ratio}
         print(f"[decode {mode}] working memory longest/shortest = {ratio:.2f} ({'flat' if ratio <= FLAT else 'GROWS'})")
+    figures["flat"] = flat
+    print(f"wrote {write_report('decode_memory', figures, args.out)}")
     return 0 if flat else 1
 
 

@@ -3,13 +3,13 @@
 The v1.5 DiT in the official int8 layout (15.9 GB) is allocated once, straight in its final dtypes (meta device ->
 to_empty -> random values in place), wrapped in a stock `comfy.model_patcher.ModelPatcher` and loaded with a budget
 of a few GB (`--budget-gb`), then runs one forward at a tiny token count. Target: peak RSS <= 1.05 x the weight bytes
-(no float copy of the weights at any point).
+(no float copy of the weights at any point). The int8 layer holds its data as Parameters with the cast protocol, so
+the patcher manages them and offloads what the budget leaves out.
 
-Today's int8 layer keeps `weight_int8` / `weight_scale` in buffers, which the patcher's `_load_list` never sees:
-it reports how many bytes the patcher manages and how many it offloads. Once the int8 layer holds Parameters with
-the cast protocol, the same run shows those bytes offloaded (nothing else here changes).
+Writes its figures as benchmarks/results/<date>_int8_offload.json (date, commit, machine); `--tiny` (the 2-block
+tiny DiT, to check the script in seconds) prints them only, unless --out is given.
 
-Usage: python benchmarks/bench_int8_offload.py [--comfyui DIR] [--budget-gb 3] [--tiny]
+Usage: python benchmarks/bench_int8_offload.py [--comfyui DIR] [--budget-gb 3] [--tiny] [--out DIR]
 """
 
 from __future__ import annotations
@@ -52,11 +52,13 @@ def main() -> int:
     parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI folder (with comfy/)")
     parser.add_argument("--budget-gb", type=float, default=3.0, help="lowvram_model_memory of the patcher load")
     parser.add_argument("--tiny", action="store_true", help="the 2-block tiny DiT (checks the script in seconds)")
+    parser.add_argument("--out", type=Path, help="report folder (default benchmarks/results, none with --tiny)")
     args = parser.parse_args()
     mm, model_patcher, ops = comfy_modules(args.comfyui)
     import torch
     from gpu_check_common import Context
     from gpu_check_dit import build_dit, configs_for
+    from results import RESULTS_DIR, write_report
 
     from pipeline.memory.weights import dit_weights
 
@@ -79,14 +81,23 @@ def main() -> int:
     with torch.no_grad():
         out = model(**inputs)
     peak = peak_rss()
-    ratio = peak / weights
+    figures = {
+        "tiny": args.tiny, "budget_gib": args.budget_gb, "weight_gb": weights / 1e9, "build_seconds": built,
+        "patcher_managed_gb": managed / 1e9, "offloaded_gb": offloaded / 1e9, "rss_before_build_gb": base / 1e9,
+        "peak_rss_gb": peak / 1e9, "peak_over_weights": peak / weights,
+        "added_over_weights": (peak - base) / weights, "target": TARGET,
+        "output_finite": bool(torch.isfinite(out).all()),
+    }  # fmt: skip
     print(
         f"int8 DiT: {weights / 1e9:.2f} GB of weights, built in {built:.0f} s; the patcher manages "
         f"{managed / 1e9:.2f} GB, offloaded {offloaded / 1e9:.2f} GB with a {args.budget_gb:g} GiB budget"
     )
-    print(f"peak RSS {peak / 1e9:.2f} GB (before building {base / 1e9:.2f} GB) = {ratio:.3f} x the weight bytes "
-          f"(target <= {TARGET}); output finite: {bool(torch.isfinite(out).all())}")  # fmt: skip
-    return 0 if ratio <= TARGET else 1
+    print(f"peak RSS {peak / 1e9:.2f} GB (before building {base / 1e9:.2f} GB) = {peak / weights:.3f} x the weight "
+          f"bytes (target <= {TARGET}); output finite: {figures['output_finite']}")  # fmt: skip
+    out_dir = args.out or (None if args.tiny else RESULTS_DIR)
+    if out_dir is not None:
+        print(f"wrote {write_report('int8_offload', figures, out_dir)}")
+    return 0 if peak / weights <= TARGET and figures["output_finite"] else 1
 
 
 if __name__ == "__main__":

@@ -87,15 +87,6 @@ def section_environment(ctx: Any, extra: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def git_commit() -> str | None:
-    """The repository's commit, when it is a git checkout."""
-    try:
-        run = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-    except OSError:
-        return None
-    return run.stdout.strip() or None
-
-
 def run_section(name: str, function: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """One section in its own try block, with its start time and duration."""
     from gpu_check_common import log
@@ -131,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from gpu_check_dit import section_dit_forward, section_kv_host
     from gpu_check_engine import section_engine
     from gpu_check_vae import section_vae
+    from results import git_commit
 
     ctx = Context(torch.device(args.device), args.tiny, comfy)
     sections = {
