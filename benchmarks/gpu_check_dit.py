@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from gpu_check_common import GB, Context, finite, log, timed
 
-from pipeline.checkpoints.int8 import Int8Linear, int8_targets, swap_to_int8
+from pipeline.checkpoints.int8 import int8_targets, swap_to_int8
 from pipeline.dit.config import DiTConfig
 from pipeline.dit.model import LongCatAvatarDiT
 from pipeline.memory.estimate import ModelConfigs, VideoShape, dit_phase_bytes, shipped_configs
@@ -45,7 +45,7 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     for module in model.modules():
-        if isinstance(module, Int8Linear):
+        if hasattr(module, "weight_int8"):  # an Int8Linear, also one of the pack's ComfyUI operations
             module.weight_int8.random_(-127, 128, generator=gen)
             module.weight_scale.fill_(1.0 / (127 * math.sqrt(module.in_features)))  # |w| <= 1/sqrt(fan_in)
         for name, tensor in (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)):
@@ -61,9 +61,10 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
 
 def build_dit(ctx: Context, cfg: DiTConfig, int8: bool, operations: Any = None) -> LongCatAvatarDiT:
     """A random bf16 (or official-int8 layout) DiT allocated directly on the device."""
-    model = LongCatAvatarDiT(cfg, operations=without_init(operations), device="meta", dtype=torch.bfloat16)
-    if int8:
-        swap_to_int8(model, int8_targets(model), device="meta", dtype=torch.bfloat16)
+    ops = without_init(operations)
+    model = LongCatAvatarDiT(cfg, operations=ops, device="meta", dtype=torch.bfloat16)
+    if int8:  # the namespace's Int8Linear: with the pack's ComfyUI operations, one that carries the cast protocol
+        swap_to_int8(model, int8_targets(model), device="meta", dtype=torch.bfloat16, layer_cls=ops.Int8Linear)
     model = model.to_empty(device=ctx.device)
     randomize_(model, seed=1)
     return model.eval()

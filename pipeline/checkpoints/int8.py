@@ -33,8 +33,9 @@ class Int8Linear(QuantizedLinear):
         self.weight_scale = frozen(torch.zeros(out_features, dtype=torch.float32, device=device))
 
     def dequantize_from(self, stored: dict[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-        """W = q.to(dtype) * scale.to(dtype)[:, None] (the reference's per-call dequantisation)."""
-        return stored["weight_int8"].to(dtype) * stored["weight_scale"].to(dtype)[:, None]
+        """W = q.to(dtype) * scale.to(dtype)[:, None] (the reference's per-call dequantisation), multiplied in place:
+        the same values with one dense copy of the layer in memory instead of two."""
+        return stored["weight_int8"].to(dtype).mul_(stored["weight_scale"].to(dtype)[:, None])
 
 
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
