@@ -8,7 +8,6 @@ the command ends, also on Ctrl-C. `--server URL` never starts one.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import shlex
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from .comfy_http import ComfyConnection, server_url
 from .comfy_launcher import ComfyLauncher, find_comfyui
 from .errors import ServerUnavailableError
+from .interruptible import run_interruptibly
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +60,7 @@ def server_for(args: argparse.Namespace) -> Iterator[str]:
         yield args.server
         return
     url = server_url(None)
-    if asyncio.run(_answers(url)):
+    if run_interruptibly(_answers(url)):
         yield url
         return
     comfyui = find_comfyui(args.comfyui)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 from .client import AvatarGenerator, GenerationResult, Inputs, read_media
 from .errors import AvatarError, InvalidParametersError, ServerUnavailableError
+from .interruptible import run_interruptibly
 from .params import GenerationParams, validate
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
@@ -151,7 +151,7 @@ def run_jobs(
         started = time.monotonic()
         try:
             inputs = Inputs(job.image, audio=job.audio)  # type: ignore[arg-type]
-            result = asyncio.run(generator.arun(inputs, job.params, job.output, progress))  # type: ignore[arg-type]
+            result = run_interruptibly(generator.arun(inputs, job.params, job.output, progress))  # type: ignore[arg-type]
             outcomes.append(Outcome(job, "ok", str(result.output), time.monotonic() - started, result))
         except AvatarError as error:
             outcomes.append(Outcome(job, "failed", str(error), time.monotonic() - started))

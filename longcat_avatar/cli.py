@@ -15,6 +15,7 @@ from .autostart import server_for
 from .client import AvatarGenerator, Inputs, check_inputs
 from .comfy_http import DEFAULT_URL
 from .errors import AvatarError, InvalidParametersError, ServerUnavailableError
+from .interruptible import run_interruptibly
 from .job_status import JobStatus
 from .params import DISTILLED, RESOLUTIONS, VERSIONS, GenerationParams
 from .progress import ProgressBar
@@ -163,13 +164,12 @@ def _generator(args: argparse.Namespace, url: str) -> AvatarGenerator:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """`generate`: one video with a progress bar."""
-    import asyncio
 
     inputs = Inputs(args.image, audio=args.audio, speech_text=args.text, voice=args.voice if args.text else None)
     check_inputs(inputs, _params(args))  # bad input is refused before a server is started
     bar = None if args.quiet else ProgressBar()
     with server_for(args) as url:
-        result = asyncio.run(_generator(args, url).arun(inputs, _params(args), args.output, bar))
+        result = run_interruptibly(_generator(args, url).arun(inputs, _params(args), args.output, bar))
     if bar is not None:
         bar.close()
     duration = f"{result.duration_s:.2f} s" if result.duration_s is not None else "unknown length"

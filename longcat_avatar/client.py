@@ -16,6 +16,7 @@ from . import workflow as wf
 from .comfy_http import ComfyConnection
 from .errors import GenerationError, InvalidParametersError
 from .follow import follow_prompt
+from .interruptible import run_interruptibly
 from .job_status import JobStatus, follow_status, read_status
 from .media import audio_extension, image_extension, mp4_duration, portrait_problem
 from .media_checks import audio_problem, portrait_for_comfyui
@@ -131,7 +132,7 @@ class AvatarGenerator:
             num_inference_steps, guidance_scale, text_guidance_scale, fps, seed, version, resolution, prompt
         )
         inputs = Inputs(Path(reference_image), audio=Path(audio))
-        return asyncio.run(self.arun(inputs, params, Path(output), on_progress))
+        return run_interruptibly(self.arun(inputs, params, Path(output), on_progress))
 
     def speak(
         self,
@@ -144,7 +145,7 @@ class AvatarGenerator:
     ) -> GenerationResult:
         """Make a talking video of `reference_image` saying `text` (espeak-ng on the server)."""
         inputs = Inputs(Path(reference_image), speech_text=text, voice=voice)
-        return asyncio.run(self.arun(inputs, params or GenerationParams(), Path(output), on_progress))
+        return run_interruptibly(self.arun(inputs, params or GenerationParams(), Path(output), on_progress))
 
     def check_server(self) -> dict[str, Any]:
         """The server's /system_stats; raises ServerUnavailableError saying how to start ComfyUI."""
@@ -154,7 +155,7 @@ class AvatarGenerator:
             async with ComfyConnection(self.server_url) as connection:
                 return await connection.check()
 
-        return asyncio.run(check())
+        return run_interruptibly(check())
 
     def job_status(self, job_id: str) -> JobStatus:
         """The status and progress of a job on the server, started here or elsewhere (the HTTP route, the browser)."""
@@ -164,7 +165,7 @@ class AvatarGenerator:
             async with ComfyConnection(self.server_url) as connection:
                 return await read_status(connection, job_id)
 
-        return asyncio.run(read())
+        return run_interruptibly(read())
 
     def follow_job(self, job_id: str, on_status: Callable[[JobStatus], None] | None = None) -> JobStatus:
         """Follow a job until it ended; `on_status` sees each new state. Returns the final one."""
@@ -174,7 +175,7 @@ class AvatarGenerator:
             async with ComfyConnection(self.server_url) as connection:
                 return await follow_status(connection, job_id, on_status)
 
-        return asyncio.run(follow())
+        return run_interruptibly(follow())
 
     def load_workflow(self, version: str, tts: bool) -> dict[str, Any]:
         """The API-format workflow to fill: the one given, else the matching one from workflows/."""

@@ -6,7 +6,6 @@ and downloaded). The video is noise: the models are tiny and random.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from . import workflow as wf
 from .client import AvatarGenerator, Inputs
 from .comfy_launcher import OFFLINE_ENV, PACK_ROOT, ComfyLauncher
 from .errors import AvatarError
+from .interruptible import run_interruptibly
 from .media import mp4_duration
 from .params import GenerationParams
 from .progress import ProgressBar
@@ -61,7 +61,7 @@ def _generate(url: str, output: Path, quiet: bool) -> tuple[float, float]:
     generator = AvatarGenerator(url, workflow=selftest_workflow(), timeout_s=RUN_TIMEOUT_S)
     bar = None if quiet else ProgressBar(label="[selftest] ")
     inputs = Inputs(EXAMPLES / "portrait.png", audio=EXAMPLES / "speech.wav")
-    asyncio.run(generator.arun(inputs, params, output, bar))
+    run_interruptibly(generator.arun(inputs, params, output, bar))
     with wave.open(str(EXAMPLES / "speech.wav"), "rb") as speech:
         speech_s = speech.getnframes() / speech.getframerate()
     return mp4_duration(output.read_bytes()) or 0.0, speech_s

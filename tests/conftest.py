@@ -17,8 +17,14 @@ from support.suite_limits import MIN_TESTS_ENV, SERVER_TIMEOUT_S, UNIT_TIMEOUT_S
 
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
-    """A real ComfyUI server on 127.0.0.1 with this pack in its custom_nodes, shared by the session."""
-    server = start_server(tmp_path_factory.mktemp("comfy-base"))
+    """A real ComfyUI server on 127.0.0.1 with this pack in its custom_nodes, shared by the session: the test-only
+    probe nodes are installed and the tiny models written before it starts (one server start for every module)."""
+    from support.avatar_graph import ensure_tiny_models, install_probe  # imports torch: only when a test asks
+
+    base = tmp_path_factory.mktemp("comfy-base")
+    install_probe(base)
+    ensure_tiny_models(base / "models")
+    server = start_server(base)
     try:
         yield server
     finally:

@@ -127,8 +127,10 @@ def test_hub_download_button_on_the_loaders(server: ComfyServer) -> None:
         page.wait_for_selector("#longcat-avatar-downloads select[name=version]")
         page.select_option("#longcat-avatar-downloads select[name=version]", "1.0")
         page.click("#longcat-avatar-downloads button[name=start]")
-        page.wait_for_function(
-            "() => ['done', 'error'].includes(window.__longcatAvatarDownloads?.last?.status)", timeout=WAIT_S * 1000
+        page.wait_for_function(  # this download's end: the panel first shows the previous test's finished v1.5 one
+            """() => { const last = window.__longcatAvatarDownloads?.last;
+                       return ['done', 'error'].includes(last?.status) && last?.choice?.version === '1.0'; }""",
+            timeout=WAIT_S * 1000,
         )
         state = page.evaluate("() => window.__longcatAvatarDownloads.last")
         text = page.inner_text("#longcat-avatar-downloads .status")

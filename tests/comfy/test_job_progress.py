@@ -23,6 +23,7 @@ from longcat_avatar.job_progress import PHASES, JobProgress
 from support.avatar_requests import EXAMPLES, JOB_WAIT_S, direct_prompt, job_body, post, state, wait_done, wait_idle
 from support.comfy_server import REPO_ROOT, ComfyServer
 from support.gated_server import Gate, insert_gate
+from support.suite_limits import SERVER_TIMEOUT_S
 
 pytestmark = [pytest.mark.comfy, pytest.mark.slow]
 
@@ -147,11 +148,11 @@ def test_job_progress_status_follow_cli_end_to_end(gated_server: ComfyServer) ->
     assert [PHASES.index(p) for p in phases] == sorted(PHASES.index(p) for p in phases), lines
     assert phases[-1] == "done" and f"{job_id}: success" in lines[-1], lines
     once = cli_status(gated_server, job_id)
-    out, _ = once.communicate(timeout=60)
+    out, _ = once.communicate(timeout=SERVER_TIMEOUT_S)
     assert once.returncode == 0 and out.strip() == lines[-1].strip(), out
 
 
 def test_job_progress_status_of_an_unknown_job_is_a_readable_error(gated_server: ComfyServer) -> None:
     unknown = cli_status(gated_server, "no-such-job")
-    out, errors = unknown.communicate(timeout=60)
+    out, errors = unknown.communicate(timeout=SERVER_TIMEOUT_S)
     assert unknown.returncode == 1 and "no such job" in errors, (out, errors)

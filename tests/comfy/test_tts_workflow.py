@@ -15,6 +15,7 @@ import soundfile
 from pipeline import tts
 from support.avatar_graph import ensure_tiny_models
 from support.comfy_server import REPO_ROOT, ComfyServer, ComfyServerError
+from support.suite_limits import SERVER_TIMEOUT_S
 from support.video_probe import decode_audio, probe
 
 pytestmark = [pytest.mark.comfy]
@@ -39,7 +40,7 @@ def test_node_outputs_the_espeak_speech(comfy_server: ComfyServer, tmp_path: Pat
         "1": _tts_node(rate=170, pitch=40),
         "2": {"class_type": "SaveAudio", "inputs": {"audio": ["1", 0], "filename_prefix": "tests/tts"}},
     }
-    run = comfy_server.run(prompt, timeout=120)
+    run = comfy_server.run(prompt, timeout=SERVER_TIMEOUT_S)
     assert run.status == "success", run.error_message()
     (item,) = run.outputs("2")["audio"]
     flac = comfy_server.fetch_output(item, tmp_path / "speech.flac")

@@ -11,6 +11,7 @@ import pytest
 
 from longcat_avatar.comfy_launcher import free_port
 from support.comfy_server import REPO_ROOT
+from support.suite_limits import UNIT_TIMEOUT_S
 
 EXAMPLES = REPO_ROOT / "examples"
 
@@ -19,7 +20,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     """Run the CLI from the repository folder, as the README says."""
     return subprocess.run(
         [sys.executable, "-m", "longcat_avatar", *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env,
-        timeout=120,
+        timeout=UNIT_TIMEOUT_S,
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from longcat_avatar.model_inventory import classify, safetensors_keys
 from support.avatar_graph import ensure_tiny_models
 from support.comfy_server import REPO_ROOT
 from support.refvec import refvec_roots
+from support.suite_limits import UNIT_TIMEOUT_S
 from support.tiny_models import build_tiny_umt5, build_tiny_vae, write_comfy_umt5_file, write_comfy_vae_file
 
 
@@ -106,7 +107,7 @@ def test_extra_model_paths_yaml_and_models_dir(tmp_path: Path) -> None:
 def test_command_line_exit_codes_and_json(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "longcat_avatar", "doctor", *args]
-        return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=UNIT_TIMEOUT_S)
 
     empty = run("--comfyui", str(tmp_path), "--json")
     assert empty.returncode == 1

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from support.comfy_server import REPO_ROOT
+from support.suite_limits import UNIT_TIMEOUT_S
 
 MODULES = (
     "longcat_avatar.cli",
@@ -26,7 +27,7 @@ CHECK = "import importlib, sys\n{imports}\nheavy = sorted({{'torch', 'numpy'}} &
 
 
 def _run(code: str, cwd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=UNIT_TIMEOUT_S)
 
 
 def test_top_level_imports_stay_light() -> None:

@@ -15,6 +15,7 @@ import torch
 
 from pipeline.video.atomic_file import PARTIAL_PREFIX, remove_stale_partials
 from pipeline.video.mux import save_mp4
+from support.suite_limits import UNIT_TIMEOUT_S
 from support.video_probe import probe
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
@@ -57,7 +58,7 @@ def _wait_for(process: subprocess.Popen[str], word: str) -> str:
 
 def _kill(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    process.wait(timeout=UNIT_TIMEOUT_S)
 
 
 def _listing(folder: Path) -> tuple[list[str], list[str]]:
