@@ -164,7 +164,6 @@ def _generator(args: argparse.Namespace, url: str) -> AvatarGenerator:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """`generate`: one video with a progress bar."""
-
     inputs = Inputs(args.image, audio=args.audio, speech_text=args.text, voice=args.voice if args.text else None)
     check_inputs(inputs, _params(args))  # bad input is refused before a server is started
     bar = None if args.quiet else ProgressBar()
