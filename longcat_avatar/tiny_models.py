@@ -20,7 +20,7 @@ from .shared import versions
 
 WIDTH = 32  # the audio-encoder and text-encoder width the tiny DiT reads (the real ones are 1280 and 4096)
 WHISPER_LAYERS = 32  # v1.5 averages Whisper layers 0-7, 8-15, 16-23, 24-31 and takes 32: the depth must be real
-VAE_BASE_DIM = 8  # the real Wan 2.1 VAE has 96
+VAE_BASE_DIM = 4  # the real Wan 2.1 VAE has 96; 4 keeps its structure (widths 4-16) and decodes ~2x faster than 8
 INT8_SHARD_BYTES = 2**30  # one shard: the tiny DiT is far below it
 CORPUS = [
     "A person is talking to the camera with natural lip movements and a calm expression.",

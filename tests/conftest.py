@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,10 @@ import pytest
 from support.comfy_server import ComfyServer, remove_base_dir, start_server
 from support.gated_server import start_gated_server
 from support.suite_limits import MIN_TESTS_ENV, SERVER_TIMEOUT_S, UNIT_TIMEOUT_S
+
+# Fixtures that start the most expensive servers, most expensive first: the modules using one of them form one unit of
+# work and run before all others (see group_for_workers).
+SHARED_FIXTURES = ("serve_cluster", "gated_server")
 
 
 @pytest.fixture(scope="session")
@@ -46,22 +50,60 @@ def gated_server(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFac
         remove_base_dir(server)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A time limit per test (pytest-timeout): the server tests' longer one, unless a test sets its own."""
-    if not config.pluginmanager.hasplugin("timeout"):
-        return  # a developer environment without pytest-timeout: no limits
+    """A time limit per test (pytest-timeout), and the order and grouping of the tests for parallel workers."""
+    if config.pluginmanager.hasplugin("timeout"):  # a developer environment may lack pytest-timeout: no limits
+        for item in items:
+            if item.get_closest_marker("timeout") is None:
+                limit = SERVER_TIMEOUT_S if item.get_closest_marker("comfy") else UNIT_TIMEOUT_S
+                item.add_marker(pytest.mark.timeout(limit))
+    group_for_workers(items)
+
+
+def group_for_workers(items: list[pytest.Item]) -> None:
+    """Mark each test with the xdist group its module runs in, and put the server modules first.
+
+    A module is one unit of work for pytest-xdist's `--dist loadgroup` (its module-scoped servers start once), and the
+    modules that share an expensive session fixture (SHARED_FIXTURES) form one unit, so that fixture starts on one
+    worker only. Server modules first: the long units start while the other worker still has short ones to take,
+    instead of one long unit running alone at the end. The order inside a module does not change.
+    """
+    group_of: dict[str, str] = {}
     for item in items:
-        if item.get_closest_marker("timeout") is None:
-            limit = SERVER_TIMEOUT_S if item.get_closest_marker("comfy") else UNIT_TIMEOUT_S
-            item.add_marker(pytest.mark.timeout(limit))
+        module = item.nodeid.split("::")[0]
+        shared = next((name for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ())), None)
+        if shared is not None or module not in group_of:
+            group_of[module] = shared or group_of.get(module, module)
+    rank = {name: index for index, name in enumerate(SHARED_FIXTURES)}
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        group = group_of[item.nodeid.split("::")[0]]
+        return (0, rank[group]) if group in rank else (1 if item.get_closest_marker("comfy") else 2, 0)
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group_of[item.nodeid.split("::")[0]]))
+    items.sort(key=order)  # stable: modules and the tests in them keep their order within each rank
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Stop a whole-suite run that collected fewer tests in a folder than $LONGCAT_MIN_TESTS requires."""
+    """Stop a whole-suite run that collected too few tests (in-process; with pytest-xdist the controller checks)."""
+    if not hasattr(session.config, "workerinput"):  # an xdist worker has it: its collection is the controller's
+        _require_minimum_tests(item.nodeid for item in session.items)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: called in the controller with each worker's collection
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    """Stop a whole-suite run on parallel workers that collected too few tests."""
+    _require_minimum_tests(ids)
+
+
+def _require_minimum_tests(nodeids: Iterable[str]) -> None:
+    """Exit when fewer tests were collected in a folder than $LONGCAT_MIN_TESTS requires."""
     wanted = os.environ.get(MIN_TESTS_ENV, "").strip()
     if not wanted:
         return
-    counts = Counter(Path(item.path).relative_to(session.config.rootpath).parts[1] for item in session.items)
+    counts = Counter(Path(nodeid.split("::")[0]).parts[1] for nodeid in nodeids)  # tests/<folder>/...
     problems = []
     for entry in wanted.split(","):
         folder, minimum = entry.split("=")

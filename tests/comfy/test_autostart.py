@@ -56,7 +56,14 @@ def generate(folder: Path, url: str, output: Path) -> subprocess.Popen[str]:
     """`generate` without --server: $COMFYUI_URL names a port where nothing answers."""
     command = generate_command(output, *TINY_ARGS, "--quiet", "--comfyui", str(folder), "--comfyui-args=--cpu")
     env = {**os.environ, **OFFLINE_ENV, "COMFYUI_URL": url}
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)  # fmt: skip
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT back to its default in the command, as a terminal starts it: a parallel test runner's worker ignores
+    SIGINT and a child inherits that, and Python installs its KeyboardInterrupt handler only over the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def comfyui_processes(folder: Path) -> list[int]:

@@ -22,11 +22,10 @@ from diffusers import AutoencoderKLWan
 from safetensors.torch import save_file
 from transformers import UMT5Config, UMT5EncoderModel
 
-from longcat_avatar.tiny_models import train_spiece
+from longcat_avatar.tiny_models import VAE_BASE_DIM, train_spiece
 from pipeline.text.prompt import DEFAULT_NEGATIVE_PROMPT
 from pipeline.text.tokenizer import tokenizer_from_spiece
 
-TINY_VAE_BASE_DIM = 8  # the real Wan 2.1 VAE has 96; 8 keeps the structure and decodes 93 frames of 64 px in ~1.5 s
 TINY_TEXT_DIM = 32  # caption_channels of the refvec tiny DiTs
 TINY_VOCAB = 256  # umT5's embedding table is larger than its SentencePiece vocabulary; so is ours
 
@@ -86,7 +85,7 @@ def diffusers_vae_key_to_comfy(key: str) -> str:
 def build_tiny_vae(vae_dir: Path, seed: int = 0) -> AutoencoderKLWan:
     """A seeded tiny Wan 2.1-structured VAE saved as diffusers `vae/` (config.json + safetensors)."""
     torch.manual_seed(seed)
-    model = AutoencoderKLWan(base_dim=TINY_VAE_BASE_DIM, z_dim=16).eval()
+    model = AutoencoderKLWan(base_dim=VAE_BASE_DIM, z_dim=16).eval()
     model.save_pretrained(str(vae_dir), safe_serialization=True)
     return model
 

@@ -11,6 +11,7 @@ import torch
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import save_file
 
+from longcat_avatar.tiny_models import VAE_BASE_DIM
 from pipeline.vae.loader import VAEFormatError, load_wan_vae
 from pipeline.vae.normalization import WAN21_LATENTS_MEAN, WAN21_LATENTS_STD, denormalize_latents, normalize_latents
 from pipeline.vae.pixels import frames_to_pixels, pixels_to_frames
@@ -73,7 +74,7 @@ def test_single_file_decodes_like_the_folder(tiny_vae_dir: Path, tmp_path: Path)
     folder_model = load_wan_vae(tiny_vae_dir)
     single = write_comfy_vae_file(folder_model, tmp_path / "wan_2.1_vae.safetensors")
     file_model = load_wan_vae(single)
-    assert file_model.config.base_dim == folder_model.config.base_dim == 8
+    assert file_model.config.base_dim == folder_model.config.base_dim == VAE_BASE_DIM
     latents = torch.randn(1, 16, 2, 4, 6, generator=torch.Generator().manual_seed(0))
     a, b = WanVAE(folder_model).decode(latents), WanVAE(file_model).decode(latents)
     assert a.shape == (1, 3, 5, 32, 48)
