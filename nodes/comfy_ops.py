@@ -11,13 +11,11 @@ weight functions (LoRA) to the dequantised weight. The engine's own LoRA patches
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import comfy.model_management
 import comfy.ops
 import torch
-import torch.nn.functional as F
 from comfy.model_patcher import ModelPatcher
 from comfy.weight_adapter import LoRAAdapter
 
@@ -26,20 +24,14 @@ from ..pipeline.checkpoints.quantized import QuantizedLinear
 from ..pipeline.operations import DEFAULT_OPERATIONS, QUANTIZED_NAMES
 
 
-def _stream_context(stream: Any) -> Any:
-    """The context that runs work on ComfyUI's offload stream (comfy/ops.py `cast_bias_weight` does the same)."""
-    if stream is None:
-        return contextlib.nullcontext()
-    return stream.as_context(stream) if hasattr(stream, "as_context") else stream
-
-
 class CastQuantized(comfy.ops.CastWeightBiasOp):
     """ComfyUI's cast protocol for a quantised Linear: stored tensors cast to the input's device, then dequantised."""
 
-    def cast_bias_weight(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
-        """(dense weight, bias, offload stream) on x's device in x's dtype, weight / bias functions applied."""
+    def cast_stored(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, Any]:
+        """(stored tensors, bias in x's dtype, offload stream) on x's device, cast by ComfyUI on its offload stream
+        (comfy/ops.py `cast_bias_weight` casts a dense layer's weight the same way)."""
         mm = comfy.model_management
-        device, dtype = x.device, x.dtype
+        device = x.device
         stored = self.stored()
         on_host = any(t.device != device for t in stored.values())
         stream = mm.get_offload_stream(device) if on_host else None
@@ -47,17 +39,15 @@ class CastQuantized(comfy.ops.CastWeightBiasOp):
         moved = {n: mm.cast_to(t, None, device, non_blocking=non_blocking, stream=stream) for n, t in stored.items()}
         bias = None
         if self.bias is not None:
-            bias = mm.cast_to(self.bias, dtype, device, non_blocking=non_blocking, stream=stream)
-        with _stream_context(stream):
-            weight, bias = self.patched_weight_bias(moved, bias, dtype)
+            bias = mm.cast_to(self.bias, x.dtype, device, non_blocking=non_blocking, stream=stream)
         mm.sync_stream(device, stream)
-        return weight, bias, stream
+        return moved, bias, stream
 
     def forward_comfy_cast_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The offloaded (or patched) forward."""
-        weight, bias, stream = self.cast_bias_weight(x)
-        out = F.linear(x, weight, bias)
-        comfy.ops.uncast_bias_weight(self, weight, bias, stream)
+        """The offloaded (or patched) forward: cast, then dequantise and multiply (in blocks of rows when large)."""
+        moved, bias, stream = self.cast_stored(x)
+        out = self.linear(x, moved, bias)
+        comfy.ops.uncast_bias_weight(self, next(iter(moved.values())), bias, stream)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -149,8 +149,8 @@ class GGUFLinear(QuantizedLinear):
         return {"weight": (self.out_features, self.in_features)}
 
     def dequantize_from(self, stored: dict[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-        """The dense [out, in] weight in `dtype`."""
-        return dequantize(stored["weight"], self.type_name, (self.out_features, self.in_features), dtype)
+        """The dense [rows, in] weight in `dtype` (all rows, or the block of rows `stored` holds)."""
+        return dequantize(stored["weight"], self.type_name, (stored["weight"].shape[0], self.in_features), dtype)
 
     def extra_repr(self) -> str:
         """Geometry and GGUF type."""

@@ -247,3 +247,38 @@ def test_cast_protocol_and_lowvram_on_fp8_umt5(ops: type, tmp_path: Path, monkey
     assert {id(t) for m in fp8 for t in m.stored().values()} <= {id(t) for t in cast}
     assert rel_l2(ours.embeds, reference.embeds) <= 1e-6
     patcher.unpatch_model(CPU)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_chunk_large_quantized_layers_dequantise_in_row_blocks(
+    ops: type, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above DEQUANT_BLOCK_BYTES a quantised layer dequantises and multiplies blocks of rows, resident (the engine's
+    forward) and offloaded (ComfyUI's cast path): the output equals the whole-weight one and no block is larger."""
+    quantized_module = pack("pipeline.checkpoints.quantized")
+    model = Stack(ops, fmt)
+    x = torch.randn(4, 256)
+    with torch.no_grad():
+        expected = model(x)  # the test layers are far below the default block size: whole weights
+    block_rows = 64
+    monkeypatch.setattr(quantized_module, "DEQUANT_BLOCK_BYTES", 1024 * x.element_size() * block_rows)
+    rows_seen: list[int] = []
+    real = quantized_module.QuantizedLinear.row_block
+
+    def spy(self: nn.Module, stored: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:
+        rows_seen.append(len(range(self.out_features)[rows]))
+        return real(self, stored, rows)
+
+    monkeypatch.setattr(quantized_module.QuantizedLinear, "row_block", spy)
+    patcher = comfy().model_patcher.ModelPatcher(model, CPU, CPU)
+    for load in ("resident", "offloaded"):
+        if load == "offloaded":
+            patcher.load(CPU, lowvram_model_memory=1)  # every layer offloaded: the cast path
+            assert all(m.comfy_cast_weights for m in model.children())
+        rows_seen.clear()
+        with torch.no_grad():
+            out = model(x)
+        assert rel_l2(out, expected) <= 1e-6, load
+        # up: 1024 rows of 256 -> blocks of 256 rows; mid: 512 rows of 1024 -> 64; down: 256 rows of 512 -> 128
+        assert rows_seen == [256] * 4 + [64] * 8 + [128] * 2, (load, rows_seen)
+    patcher.unpatch_model(CPU)
