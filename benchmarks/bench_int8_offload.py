@@ -101,7 +101,8 @@ def main() -> int:
     figures = {
         "tiny": args.tiny, "budget_gib": args.budget_gb, "weight_gb": weights / 1e9, "build_seconds": built,
         "patcher_managed_gb": managed / 1e9, "offloaded_gb": offloaded / 1e9, "rss_before_build_gb": base / 1e9,
-        "peak_after_build_gb": after_build / 1e9, "peak_after_load_gb": after_load / 1e9, "peak_rss_gb": peak / 1e9, "peak_over_weights": peak / weights,
+        "peak_after_build_gb": after_build / 1e9, "peak_after_load_gb": after_load / 1e9, "peak_rss_gb": peak / 1e9,
+        "peak_over_weights": peak / weights,
         "added_over_weights": (peak - base) / weights, "rss_of_mapped_files_gb": rss_file() / 1e9, "target": TARGET,
         "output_finite": bool(torch.isfinite(out).all()),
     }  # fmt: skip
