@@ -145,6 +145,7 @@ def decode_worker(mode: str, seconds: float, size: int, tile: int, stride: int) 
         "segments": plan.num_segments,
         "frames": int(frames.shape[0]),
         "frames_mib": frames.numel() / 2**20,
+        "segment_float_mib": plan.frames_per_segment * size * size * 3 * 4 / 2**20,  # one segment's fp32 RGB frames
         "peak_added_mib": (peak - base) / 1024,
         "seconds": elapsed,
     }
