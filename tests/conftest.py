@@ -14,8 +14,8 @@ from support.comfy_server import ComfyServer, remove_base_dir, start_server
 from support.gated_server import start_gated_server
 from support.suite_limits import MIN_TESTS_ENV, SERVER_TIMEOUT_S, UNIT_TIMEOUT_S
 
-# Fixtures that start the most expensive servers, most expensive first: the modules using one of them form one unit of
-# work and run before all others (see group_for_workers).
+# Fixtures that start the most expensive servers, most expensive first: the modules using one of them run before all
+# others (see order_for_workers).
 SHARED_FIXTURES = ("serve_cluster", "gated_server")
 
 
@@ -50,40 +50,32 @@ def gated_server(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFac
         remove_base_dir(server)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A time limit per test (pytest-timeout), and the order and grouping of the tests for parallel workers."""
+    """A time limit per test (pytest-timeout), and the order of the modules for parallel workers."""
     if config.pluginmanager.hasplugin("timeout"):  # a developer environment may lack pytest-timeout: no limits
         for item in items:
             if item.get_closest_marker("timeout") is None:
                 limit = SERVER_TIMEOUT_S if item.get_closest_marker("comfy") else UNIT_TIMEOUT_S
                 item.add_marker(pytest.mark.timeout(limit))
-    group_for_workers(items)
+    order_for_workers(items)
 
 
-def group_for_workers(items: list[pytest.Item]) -> None:
-    """Mark each test with the xdist group its module runs in, and put the server modules first.
+def order_for_workers(items: list[pytest.Item]) -> None:
+    """Put the modules with the most expensive servers first, then the other server modules, then the rest.
 
-    A module is one unit of work for pytest-xdist's `--dist loadgroup` (its module-scoped servers start once), and the
-    modules that share an expensive session fixture (SHARED_FIXTURES) form one unit, so that fixture starts on one
-    worker only. Server modules first: the long units start while the other worker still has short ones to take,
-    instead of one long unit running alone at the end. The order inside a module does not change.
+    With pytest-xdist's `--dist loadfile` a module is one unit of work (its module-scoped servers start once) and the
+    units go out in this order: the long ones start while the other worker still has short ones to take, instead of
+    one long unit running alone at the end. The modules sharing one of SHARED_FIXTURES stay next to each other. The
+    order inside a module does not change.
     """
-    group_of: dict[str, str] = {}
+    rank = {name: index for index, name in enumerate(SHARED_FIXTURES)}
+    module_rank: dict[str, tuple[int, int]] = {}
     for item in items:
         module = item.nodeid.split("::")[0]
-        shared = next((name for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ())), None)
-        if shared is not None or module not in group_of:
-            group_of[module] = shared or group_of.get(module, module)
-    rank = {name: index for index, name in enumerate(SHARED_FIXTURES)}
-
-    def order(item: pytest.Item) -> tuple[int, int]:
-        group = group_of[item.nodeid.split("::")[0]]
-        return (0, rank[group]) if group in rank else (1 if item.get_closest_marker("comfy") else 2, 0)
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group_of[item.nodeid.split("::")[0]]))
-    items.sort(key=order)  # stable: modules and the tests in them keep their order within each rank
+        shared = [rank[name] for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ())]
+        own = (0, min(shared)) if shared else (1 if item.get_closest_marker("comfy") else 2, 0)
+        module_rank[module] = min(own, module_rank.get(module, own))
+    items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])  # stable: module order kept within a rank
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
