@@ -75,24 +75,15 @@ class QuantizedLinear(nn.Module):
         """The dense weight of this layer in `dtype`, on its own device, without weight patches."""
         return self.dequantize_from(self.stored(), dtype)
 
-    def patched_weight_bias(
-        self, stored: dict[str, torch.Tensor], bias: torch.Tensor | None, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Dequantised weight and bias in `dtype` with the weight / bias patches applied."""
-        weight = apply_patches(self.dequantize_from(stored, dtype), self.weight_function)
-        if bias is not None:
-            bias = apply_patches(bias.to(dtype), self.bias_function)
-        return weight, bias
-
     def linear(self, x: torch.Tensor, stored: dict[str, torch.Tensor], bias: torch.Tensor | None) -> torch.Tensor:
         """F.linear of x with the weight dequantised from `stored` (on x's device) in x's dtype, patches applied;
         without weight patches, a layer above DEQUANT_BLOCK_BYTES is dequantised and multiplied in blocks of rows."""
-        rows = max(1, DEQUANT_BLOCK_BYTES // (self.in_features * x.element_size()))
-        if self.weight_function or rows >= self.out_features:  # a weight patch needs the whole dense weight
-            weight, bias = self.patched_weight_bias(stored, bias, x.dtype)
-            return F.linear(x, weight, bias)
         if bias is not None:
             bias = apply_patches(bias.to(x.dtype), self.bias_function)
+        rows = max(1, DEQUANT_BLOCK_BYTES // (self.in_features * x.element_size()))
+        if self.weight_function or rows >= self.out_features:  # a weight patch needs the whole dense weight
+            weight = apply_patches(self.dequantize_from(stored, x.dtype), self.weight_function)
+            return F.linear(x, weight, bias)
         out = x.new_empty(*x.shape[:-1], self.out_features)
         for start in range(0, self.out_features, rows):
             block = slice(start, start + rows)

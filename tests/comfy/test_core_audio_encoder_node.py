@@ -23,8 +23,8 @@ CASES = {"v1.5": ("whisper", 32), "v1.0": ("wav2vec2", 12)}  # the layer counts 
 SEED = 5  # v1.0's noise floor seed, the same on both sides
 
 
-def test_core_audio_encoder_on_the_server(probe_server: ComfyServer, tmp_path: Path) -> None:
-    prompt = {"audio": {"class_type": "LoadAudio", "inputs": {"audio": probe_server.upload(SPEECH)}}}
+def test_core_audio_encoder_on_the_server(comfy_server: ComfyServer, tmp_path: Path) -> None:
+    prompt = {"audio": {"class_type": "LoadAudio", "inputs": {"audio": comfy_server.upload(SPEECH)}}}
     prompt["p_audio"] = probe_node("audio", 0, "core_enc_audio")
     files = {}
     for version, (kind, layers) in CASES.items():
@@ -38,15 +38,15 @@ def test_core_audio_encoder_on_the_server(probe_server: ComfyServer, tmp_path: P
         inputs |= {"speaker_boxes": "", "extra_people_boxes": "", "separate_vocals": "off"}
         prompt[f"encode_{kind}"] = {"class_type": "LongCatAvatarAudioEncode", "inputs": inputs}
         prompt[f"p_{kind}"] = probe_node(f"encode_{kind}", 0, f"core_enc_{kind}")
-    run = probe_server.run(prompt, timeout=600)
-    assert run.status == "success", f"{run.error_message()}\n{probe_server.log_tail()}"
+    run = comfy_server.run(prompt, timeout=600)
+    assert run.status == "success", f"{run.error_message()}\n{comfy_server.log_tail()}"
 
-    tensors, scalars = read_probe(probe_server.output_dir, "core_enc_audio")
+    tensors, scalars = read_probe(comfy_server.output_dir, "core_enc_audio")
     audio = {"waveform": tensors["value.waveform"], "sample_rate": scalars["value.sample_rate"]}
     for version, (kind, _) in CASES.items():
-        dumped = probe_server.output_dir / "probe" / f"core_enc_{kind}.safetensors"
-        assert dumped.is_file(), f"Audio Encode on core_{kind} did not run (link refused?)\n{probe_server.log_tail()}"
-        served = read_probe(probe_server.output_dir, f"core_enc_{kind}")[0]["value.features.features"]
+        dumped = comfy_server.output_dir / "probe" / f"core_enc_{kind}.safetensors"
+        assert dumped.is_file(), f"Audio Encode on core_{kind} did not run (link refused?)\n{comfy_server.log_tail()}"
+        served = read_probe(comfy_server.output_dir, f"core_enc_{kind}")[0]["value.features.features"]
         ours = compute_audio_features(audio, load_audio_encoder(files[version], version=version), seed=SEED).features
         assert served.shape == ours.shape and served.abs().sum() > 0
         # Same fp16 weights upcast to fp32 and the same modules in two processes: only the BLAS threading of the

@@ -21,11 +21,11 @@ DTYPES = "auto, bf16, fp16, fp32"
 
 
 @pytest.fixture(scope="module")
-def files(probe_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def files(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Uploaded portrait and speech."""
     folder = tmp_path_factory.mktemp("choices")
-    image = probe_server.upload(make_portrait(folder / "face.png"))
-    return {"image": image, "audio": probe_server.upload(make_speech(folder / "hi.wav", "Hi there."))}
+    image = comfy_server.upload(make_portrait(folder / "face.png"))
+    return {"image": image, "audio": comfy_server.upload(make_speech(folder / "hi.wav", "Hi there."))}
 
 
 def node_errors(server: ComfyServer, prompt: dict[str, Any]) -> dict[str, Any]:
@@ -50,12 +50,12 @@ def node_errors(server: ComfyServer, prompt: dict[str, Any]) -> dict[str, Any]:
     ],
 )
 def test_an_unknown_choice_is_refused_naming_the_allowed_ones(
-    probe_server: ComfyServer, files, class_type: str, widget: str, value: str, allowed: str
+    comfy_server: ComfyServer, files, class_type: str, widget: str, value: str, allowed: str
 ) -> None:
     prompt = fill_workflow(api_workflow(V15), files["image"], [files["audio"]], SIZE)
     target = node_id(prompt, class_type)
     prompt[target]["inputs"][widget] = value
-    errors = node_errors(probe_server, prompt)
+    errors = node_errors(comfy_server, prompt)
     assert list(errors) == [target], errors
     details = " ".join(e["details"] for e in errors[target]["errors"])
     assert f"{widget} '{value}' is not one of: {allowed}" in details, details
@@ -67,10 +67,10 @@ def _failure(server: ComfyServer, prompt: dict[str, Any]) -> dict[str, Any]:
     return next(data for kind, data in run.history["status"]["messages"] if kind == "execution_error")
 
 
-def test_v10_with_distilled_on_is_refused_readably(probe_server: ComfyServer, files) -> None:
+def test_v10_with_distilled_on_is_refused_readably(comfy_server: ComfyServer, files) -> None:
     prompt = fill_workflow(api_workflow(V10), files["image"], [files["audio"]], SIZE)
     prompt[node_id(prompt, "LongCatAvatarSampler")]["inputs"]["distilled"] = "on"
-    error = _failure(probe_server, prompt)
+    error = _failure(comfy_server, prompt)
     assert error["node_type"] == "LongCatAvatarSampler"
     assert (
         "distilled=on needs a distillation LoRA, and LongCat-Video-Avatar v1.0 has none: set distilled to off"
@@ -78,13 +78,13 @@ def test_v10_with_distilled_on_is_refused_readably(probe_server: ComfyServer, fi
     )
 
 
-def test_text_encode_with_our_encoder_and_a_core_clip_is_refused(probe_server: ComfyServer) -> None:
+def test_text_encode_with_our_encoder_and_a_core_clip_is_refused(comfy_server: ComfyServer) -> None:
     """Two encoders may hold different umT5 weights: the node never guesses which one to use."""
-    base = probe_server.models_dir / "longcat" / "LongCat-Video"
+    base = comfy_server.models_dir / "longcat" / "LongCat-Video"
     tiny = TinyTextEncoder(
         base / "text_encoder", base / "tokenizer", (base / "tokenizer" / "spiece.model").read_bytes()
     )
-    clip_file = write_comfy_umt5_file(tiny, probe_server.models_dir / "text_encoders" / "choices_umt5.safetensors")
+    clip_file = write_comfy_umt5_file(tiny, comfy_server.models_dir / "text_encoders" / "choices_umt5.safetensors")
     prompt = {
         "1": {
             "class_type": "LongCatAvatarTextEncoderLoader",
@@ -100,6 +100,6 @@ def test_text_encode_with_our_encoder_and_a_core_clip_is_refused(probe_server: C
         },
         "4": probe_node("3", 0, "two_encoders"),
     }
-    error = _failure(probe_server, prompt)
+    error = _failure(comfy_server, prompt)
     assert error["node_type"] == "LongCatAvatarTextEncode"
     assert "both a text_encoder and a clip are connected; connect only one of them" in error["exception_message"]

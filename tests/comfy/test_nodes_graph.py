@@ -40,9 +40,9 @@ WORKFLOW = "longcat_avatar_v15_single_distilled"
 
 
 @pytest.fixture(scope="module")
-def server(probe_server: ComfyServer) -> ComfyServer:
+def server(comfy_server: ComfyServer) -> ComfyServer:
     """The shared server with the probe node (tests/comfy/conftest.py)."""
-    return probe_server
+    return comfy_server
 
 
 @pytest.fixture(scope="module")

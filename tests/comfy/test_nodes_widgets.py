@@ -87,23 +87,23 @@ def tiny_v15_meta(server: ComfyServer) -> LongCatAvatarDiT:
 
 
 @pytest.fixture(scope="module")
-def files(probe_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def files(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Portrait, two-segment speech, a style LoRA and a renamed copy of the DMD tensor set in models/loras/."""
     folder = tmp_path_factory.mktemp("widgets")
     speech = make_speech(folder / "long.wav", SPEECH)
     assert wav_duration(speech) > SEGMENT_SECONDS + 0.2, wav_duration(speech)
-    meta = tiny_v15_meta(probe_server)
+    meta = tiny_v15_meta(comfy_server)
     style = {}
     for index in range(len(meta.blocks)):
         for target in STYLE_TARGETS:
             layer, key = meta.get_submodule(f"blocks.{index}.{target}"), lora_key(f"blocks.{index}.{target}")
             style.update({f"{key}.lora_down.weight": (STYLE_RANK, layer.in_features), f"{key}.alpha_scale": ()})
             style[f"{key}.lora_up.weight"] = (layer.out_features, STYLE_RANK)
-    loras = probe_server.models_dir / "loras"
+    loras = comfy_server.models_dir / "loras"
     write_random_lora(loras / STYLE_LORA, style, seed=5, scale=0.2)
     write_random_lora(loras / DMD_COPY, distillation_tensor_set(meta), seed=6)
-    image = probe_server.upload(make_portrait(folder / "face.png"))
-    return {"image": image, "audio": probe_server.upload(speech), "audio_2": probe_server.upload(speech, "b.wav")}
+    image = comfy_server.upload(make_portrait(folder / "face.png"))
+    return {"image": image, "audio": comfy_server.upload(speech), "audio_2": comfy_server.upload(speech, "b.wav")}
 
 
 def widget_prompt(files: dict[str, str], tag: str, loader: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -122,10 +122,10 @@ def widget_prompt(files: dict[str, str], tag: str, loader: dict[str, Any] | None
 
 
 @pytest.fixture(scope="module")
-def node_run(probe_server: ComfyServer, files: dict[str, str]) -> Any:
+def node_run(comfy_server: ComfyServer, files: dict[str, str]) -> Any:
     """The graph with every widget off its default."""
-    run = probe_server.run(widget_prompt(files, "w"), timeout=900)
-    assert run.status == "success", f"{run.error_message()}\n{probe_server.log_tail()}"
+    run = comfy_server.run(widget_prompt(files, "w"), timeout=900)
+    assert run.status == "success", f"{run.error_message()}\n{comfy_server.log_tail()}"
     return run
 
 
@@ -180,24 +180,24 @@ def load_model(server: ComfyServer, **overrides: Any) -> LoadedDiT:
 
 
 @pytest.fixture(scope="module")
-def engine(probe_server: ComfyServer, node_run: Any) -> Engine:
+def engine(comfy_server: ComfyServer, node_run: Any) -> Engine:
     """generate_video called directly with the node's inputs and the same widget values."""
-    longcat = probe_server.models_dir / "longcat"
+    longcat = comfy_server.models_dir / "longcat"
     settings = SamplerSettings(
         **SAMPLER,
         lora=LORA_OTHER,  # what the loader found: the style LoRA is not the DMD tensor set
         scheduler_dir=longcat / "LongCat-Video-Avatar-1.5" / "scheduler",
     )
-    loaded = load_model(probe_server)
+    loaded = load_model(comfy_server)
     vae = WanVAE(load_wan_vae(longcat / "LongCat-Video" / "vae", dtype=torch.float32))
-    cond = probed_conditioning(probe_server.output_dir, "w")
+    cond = probed_conditioning(comfy_server.output_dir, "w")
     with torch.inference_mode():
         direct = generate_video(loaded.model, vae, "v1.5", cond, settings)
-    return Engine(loaded, vae, cond, settings, direct, probe_server)
+    return Engine(loaded, vae, cond, settings, direct, comfy_server)
 
 
-def test_the_node_video_equals_a_direct_engine_call_bit_for_bit(probe_server: ComfyServer, engine: Engine) -> None:
-    video, scalars = read_probe(probe_server.output_dir, "w_video")
+def test_the_node_video_equals_a_direct_engine_call_bit_for_bit(comfy_server: ComfyServer, engine: Engine) -> None:
+    video, scalars = read_probe(comfy_server.output_dir, "w_video")
     direct = engine.direct
     assert direct.plan.num_segments == 2 and f"value.result.segment_latents.{2}" not in video
     for index, theirs in enumerate(direct.segment_latents):
@@ -206,7 +206,7 @@ def test_the_node_video_equals_a_direct_engine_call_bit_for_bit(probe_server: Co
     assert scalars["value.result.fps"] == 25 and direct.frames.shape[0] > direct.plan.frames_per_segment
 
 
-def test_auto_keeps_a_style_loras_steps_and_guidance_and_says_why(probe_server: ComfyServer, node_run: Any) -> None:
+def test_auto_keeps_a_style_loras_steps_and_guidance_and_says_why(comfy_server: ComfyServer, node_run: Any) -> None:
     sampler = node_id(widget_prompt({"image": "", "audio": ""}, "x"), "LongCatAvatarSampler")
     (info,) = node_run.outputs(sampler)["text"]
     assert "full sampling: 2 steps with guidance (text 2.5, audio 2)" in info
@@ -259,24 +259,24 @@ def test_speakers_must_not_change_a_one_speaker_video(engine: Engine) -> None:
     assert torch.equal(engine.first_segment(multi.model), engine.direct.segment_latents[0])
 
 
-def test_two_speakers_with_a_single_speaker_model_are_refused(probe_server: ComfyServer, files) -> None:
+def test_two_speakers_with_a_single_speaker_model_are_refused(comfy_server: ComfyServer, files) -> None:
     prompt = fill_workflow(
         api_workflow("longcat_avatar_v15_two_speakers"), files["image"], [files["audio"], files["audio_2"]], SIZE
     )
     prompt[node_id(prompt, "LongCatAvatarModelLoader")]["inputs"].update(speakers="single")
-    run = probe_server.run(prompt, timeout=900)
+    run = comfy_server.run(prompt, timeout=900)
     error = next(data for kind, data in run.history["status"]["messages"] if kind == "execution_error")
     assert error["node_type"] == "LongCatAvatarSampler"
     assert "two speakers need a multi-speaker model" in error["exception_message"]
 
 
-def test_a_renamed_dmd_lora_is_recognised_by_its_tensors(probe_server: ComfyServer, files) -> None:
+def test_a_renamed_dmd_lora_is_recognised_by_its_tensors(comfy_server: ComfyServer, files) -> None:
     """The loader tells the sampler which LoRA it loaded: the DMD tensor set under any name, never a style LoRA."""
     found = {}
     for lora in (DMD_COPY, STYLE_LORA, f"{V15}/lora/dmd_lora.safetensors"):
         loader = {**LOADER, "lora": lora, "dtype": "fp32", "merge_lora": False}
         prompt = {"1": {"class_type": "LongCatAvatarModelLoader", "inputs": loader}, "2": probe_node("1", 0, "lora")}
-        run = probe_server.run(prompt, timeout=600)
+        run = comfy_server.run(prompt, timeout=600)
         assert run.status == "success", run.error_message()
-        found[lora] = read_probe(probe_server.output_dir, "lora")[1]["value.loaded.lora.distillation"]
+        found[lora] = read_probe(comfy_server.output_dir, "lora")[1]["value.loaded.lora.distillation"]
     assert found == {DMD_COPY: True, STYLE_LORA: False, f"{V15}/lora/dmd_lora.safetensors": True}

@@ -22,9 +22,9 @@ SPEECH = Path(__file__).resolve().parents[2] / "examples" / "speech.wav"
 
 
 @pytest.fixture(scope="module")
-def server(probe_server: ComfyServer) -> ComfyServer:
+def server(comfy_server: ComfyServer) -> ComfyServer:
     """The shared server with the probe node and the tiny models, separator stand-ins included (conftest.py)."""
-    return probe_server
+    return comfy_server
 
 
 def encode(audio: list, separate_vocals: str) -> dict:
