@@ -11,24 +11,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import (
-    PretrainedConfig,
-    Wav2Vec2Config,
-    Wav2Vec2FeatureExtractor,
-    Wav2Vec2Model,
-    WhisperConfig,
-    WhisperFeatureExtractor,
-)
-from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from ..versions import ENCODER_KIND_TO_VERSION, VERSIONS
 from .encoder_config import infer_config
 from .encoder_files import WAV2VEC2, WHISPER, detect_encoder_kind, find_weight_file, load_encoder_state, strip_prefix
 from .errors import AudioEncoderError
 from .types import version_spec
+
+if TYPE_CHECKING:  # transformers' model classes are imported when an encoder is built: a ComfyUI start stays lighter
+    from transformers import PretrainedConfig
 
 # Tensors a checkpoint may omit because inference never reads them (SpecAugment's mask embedding).
 UNUSED_IN_INFERENCE = ("masked_spec_embed",)
@@ -88,6 +82,8 @@ def _sibling_config(folder: Path, kind: str) -> PretrainedConfig | None:
         raise AudioEncoderError(f"unreadable {file}: {exc}") from exc
     if raw.get("model_type") != kind:
         return None
+    from transformers import Wav2Vec2Config, WhisperConfig
+
     config_class = Wav2Vec2Config if kind == WAV2VEC2 else WhisperConfig
     return config_class.from_pretrained(str(folder), local_files_only=True)
 
@@ -108,6 +104,9 @@ def _rename_weight_norm(state: dict[str, torch.Tensor], expected: set[str]) -> d
 
 def _build_module(kind: str, config: PretrainedConfig, state: dict[str, torch.Tensor]) -> torch.nn.Module:
     """Build the transformers module on the meta device and assign the checkpoint tensors to it."""
+    from transformers import Wav2Vec2Model
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
     # The reference runs wav2vec2 with eager attention (its wrapper forces it); Whisper used transformers' default.
     config._attn_implementation = "eager" if kind == WAV2VEC2 else "sdpa"
     with torch.device("meta"):
@@ -132,6 +131,8 @@ def _build_module(kind: str, config: PretrainedConfig, state: dict[str, torch.Te
 
 def _feature_extractor(kind: str, folder: Path | None, config: PretrainedConfig) -> Any:
     """The input processor the reference pairs with the encoder."""
+    from transformers import Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
+
     if kind == WAV2VEC2:
         # The reference builds Wav2Vec2FeatureExtractor(<path>) with the path landing in `feature_size`: every
         # other setting is the class default (do_normalize=True), whatever preprocessor_config.json says.

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from diffusers import AutoencoderKLWan
-from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
 from ..checkpoints.weight_files import read_weights
 from ..model_catalogue import LONGCAT_FOLDER, VAE_FILE, WAN_VAE
 from .normalization import WAN21_LATENTS_MEAN, WAN21_LATENTS_STD
+
+if TYPE_CHECKING:  # diffusers is imported when a VAE is loaded: importing it costs a ComfyUI start over a second
+    from diffusers import AutoencoderKLWan
 
 DOWNLOAD_HINT = (
     f"Use {WAN_VAE.repo}'s {WAN_VAE.path}/ folder ({WAN_VAE.page}, placed as models/{LONGCAT_FOLDER}/{WAN_VAE.relpath}/) "
@@ -59,6 +60,9 @@ def single_file_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def load_single_file(path: Path, dtype: torch.dtype) -> AutoencoderKLWan:
     """Load a single-file Wan 2.1 VAE (ComfyUI/original or diffusers key layout), detected from tensor names."""
+    from diffusers import AutoencoderKLWan
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
     state = _strip_prefix(read_weights(path))
     if COMFY_MARKER in state:
         state = convert_wan_vae_to_diffusers(state)
@@ -76,6 +80,8 @@ def load_single_file(path: Path, dtype: torch.dtype) -> AutoencoderKLWan:
 
 def load_folder(path: Path, dtype: torch.dtype) -> AutoencoderKLWan:
     """Load the official diffusers `vae/` folder (config.json + diffusion_pytorch_model.safetensors)."""
+    from diffusers import AutoencoderKLWan
+
     config = json.loads((path / "config.json").read_text())
     if config.get("_class_name", "AutoencoderKLWan") != "AutoencoderKLWan":
         raise VAEFormatError(f"{path} holds a {config['_class_name']}, not AutoencoderKLWan. {DOWNLOAD_HINT}")
