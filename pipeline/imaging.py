@@ -14,7 +14,6 @@ import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
-from diffusers.image_processor import VaeImageProcessor
 
 # 8-bit images: the reference loads image files, so its pixels are k/255 and survive a round trip exactly.
 PIXEL_LEVELS = 255
@@ -62,6 +61,8 @@ def resize_and_center_crop_images(images: torch.Tensor, height: int, width: int)
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images [B, 3, H, W], got shape {tuple(images.shape)}")
+    from diffusers.image_processor import VaeImageProcessor  # imported on first use: ComfyUI starts faster
+
     processor = VaeImageProcessor(resample="lanczos")  # VideoProcessor's default resampling filter
     out = []
     for image in images:

@@ -7,16 +7,19 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from support.comfy_server import ComfyServer, remove_base_dir, start_server
-from support.gated_server import start_gated_server
 from support.suite_limits import MIN_TESTS_ENV, SERVER_TIMEOUT_S, UNIT_TIMEOUT_S
 
 # Fixtures that start the most expensive servers, most expensive first: the modules using one of them run before all
 # others (see order_for_workers).
 SHARED_FIXTURES = ("serve_cluster", "gated_server")
+# Folders whose modules are one unit of work for parallel workers (see pytest_xdist_make_scheduler): they share a
+# server that would otherwise start on every worker that takes one of them.
+WORKER_UNIT_FOLDERS = ("tests/comfy/gated",)
 
 
 @pytest.fixture(scope="session")
@@ -29,20 +32,6 @@ def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServ
     install_probe(base)
     ensure_tiny_models(base / "models")
     server = start_server(base)
-    try:
-        yield server
-    finally:
-        server.stop()
-        remove_base_dir(server)
-
-
-@pytest.fixture(scope="session")
-def gated_server(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
-    """A second server for the load, soak and fault tests: small endpoint limits, the Gate node, shared tiny models."""
-    from support.avatar_graph import ensure_tiny_models  # imports torch: only when a test asks for this server
-
-    ensure_tiny_models(comfy_server.models_dir)
-    server = start_gated_server(tmp_path_factory.mktemp("comfy-gated"), comfy_server.models_dir)
     try:
         yield server
     finally:
@@ -76,6 +65,22 @@ def order_for_workers(items: list[pytest.Item]) -> None:
         own = (0, min(shared)) if shared else (1 if item.get_closest_marker("comfy") else 2, 0)
         module_rank[module] = min(own, module_rank.get(module, own))
     items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])  # stable: module order kept within a rank
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: called in the controller
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with each of WORKER_UNIT_FOLDERS sent to one worker as a whole."""
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own scheduler
+    from xdist.scheduler import LoadFileScheduling
+
+    class LoadFileOrFolderScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            folder = module.rpartition("/")[0]
+            return folder if folder in WORKER_UNIT_FOLDERS else module
+
+    return LoadFileOrFolderScheduling(config, log)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.signal
 import torch
 import torch.nn.functional as F
 
@@ -28,6 +27,8 @@ def noise_floor(num_samples: int, seed: int | np.random.RandomState = 0) -> np.n
 
 def smooth_transients(samples: np.ndarray, sample_rate: int = ENCODER_SAMPLE_RATE) -> np.ndarray:
     """Causal 3 kHz Butterworth low-pass (scipy butter + lfilter)."""
+    import scipy.signal  # imported on first use: ComfyUI starts faster
+
     b, a = scipy.signal.butter(LOWPASS_ORDER, LOWPASS_HZ / (sample_rate / 2))
     return scipy.signal.lfilter(b, a, samples)
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
 
 from ..checkpoints.errors import CheckpointError
 from ..checkpoints.fp8 import FP8_DTYPES, INPUT_SCALE, SCALE
@@ -17,6 +16,9 @@ from ..checkpoints.weight_files import read_weights
 from ..model_catalogue import LONGCAT_FOLDER, TOKENIZER_FOLDER, UMT5, UMT5_FILE
 from ..operations import resolve_operations
 from .tokenizer import load_tokenizer_folder, tokenizer_from_spiece
+
+if TYPE_CHECKING:  # transformers' model stack is imported when an encoder is built: a ComfyUI start stays lighter
+    from transformers import PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
 
 DOWNLOAD_HINT = (
     f"Use {UMT5.repo}'s {UMT5.path}/ + {TOKENIZER_FOLDER}/ folders ({UMT5.page}, as models/{LONGCAT_FOLDER}/{UMT5.repo}/) "
@@ -78,6 +80,8 @@ def split_state(raw: dict[str, torch.Tensor], dtype: torch.dtype) -> tuple[dict[
 
 def config_from_state(state: dict[str, torch.Tensor]) -> UMT5Config:
     """umT5 encoder config read from tensor shapes."""
+    from transformers import UMT5Config
+
     if MARKER not in state or UMT5_MARKER not in state:
         raise TextEncoderFormatError(f"not a umT5 encoder (needs {MARKER!r} and {UMT5_MARKER!r}). {DOWNLOAD_HINT}")
     layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.block."))
@@ -100,6 +104,8 @@ def config_from_state(state: dict[str, torch.Tensor]) -> UMT5Config:
 
 def build_encoder(state: dict[str, torch.Tensor], fp8: dict[str, tuple], operations: Any) -> UMT5EncoderModel:
     """A umT5 encoder built on the meta device, fp8 Linears swapped for the namespace's fp8 class, `state` assigned."""
+    from transformers import UMT5EncoderModel
+
     config = config_from_state({k.replace(FP8_WEIGHT_NAME, "weight"): v for k, v in state.items()})
     with torch.device("meta"):
         model = UMT5EncoderModel(config)
@@ -146,6 +152,8 @@ def load_single_file(
 
 def load_folder(encoder_dir: Path, tokenizer_dir: Path, dtype: torch.dtype) -> LoadedTextEncoder:
     """Load the official `text_encoder/` (transformers UMT5EncoderModel) and `tokenizer/` folders."""
+    from transformers import UMT5EncoderModel
+
     model = UMT5EncoderModel.from_pretrained(str(encoder_dir), dtype=dtype).eval()
     return LoadedTextEncoder(model, load_tokenizer_folder(tokenizer_dir))
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import AutoencoderKLWan
 
 from .normalization import denormalize_latents, normalize_latents
 from .pixels import frames_to_pixels, pixels_to_frames
 from .tiling import Tiling
+
+if TYPE_CHECKING:  # only annotations here: diffusers' model stack is imported when a VAE is loaded
+    from diffusers import AutoencoderKLWan
 
 __all__ = ["Tiling", "WanVAE"]
 

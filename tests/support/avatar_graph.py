@@ -28,6 +28,7 @@ from pipeline.audio.types import AudioFeatures
 from pipeline.model_catalogue import VOCAL_SEPARATOR
 from pipeline.sampling.sampler import VideoConditioning
 from pipeline.text.encoder import TextEmbedding
+from support.comfy_server import GC_FREEZE_SOURCE
 from support.refvec import refvec_roots
 from support.tiny_mdx import build_tiny_mdx
 from support.tiny_models import build_official_layout
@@ -296,7 +297,7 @@ def install_probe(base_dir: Path) -> None:
     """Put the probe node into a (not yet started) server's custom_nodes."""
     folder = base_dir / "custom_nodes" / PROBE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "__init__.py").write_text(PROBE_SOURCE)
+    (folder / "__init__.py").write_text(PROBE_SOURCE + GC_FREEZE_SOURCE)
 
 
 def probe_node(source: str, output: int, name: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from support.comfy_server import ComfyServer
+from support.comfy_server import GC_FREEZE_SOURCE, ComfyServer
 
 GATE_FOLDER = "longcat_test_gate"
 GATE_WAIT_S = 600  # only a hung server keeps a gate unreached this long; the test then fails with this message
@@ -130,7 +130,7 @@ def start_gated_server(base: Path, models_dir: Path) -> ComfyServer:
     """A server in `base` with the gate node, LIMITS and `models_dir` (linked)."""
     gate = base / "custom_nodes" / GATE_FOLDER
     gate.mkdir(parents=True, exist_ok=True)
-    (gate / "__init__.py").write_text(GATE_SOURCE)
+    (gate / "__init__.py").write_text(GATE_SOURCE + GC_FREEZE_SOURCE)
     if not (base / "models").exists():
         (base / "models").symlink_to(models_dir, target_is_directory=True)
     return restart(ComfyServer(base))
