@@ -147,7 +147,9 @@ class VocalSeparator:
         step = int((1 - p.overlap) * size)
         result = np.zeros(mixture.shape, dtype=np.float32)
         weight = np.zeros(mixture.shape, dtype=np.float32)
-        starts = range(0, mixture.shape[-1], step)
+        # audio-separator (MDXSeparator.demix) also runs the chunks that start in the tail padding, past the last sample
+        # kept: they add only to samples cut off below, so the vocals are the same without them (1 s: 1 chunk, not 2).
+        starts = range(0, min(mixture.shape[-1], p.trim + samples), step)
         for done, start in enumerate(starts, 1):
             end = min(start + size, mixture.shape[-1])
             part = np.zeros((2, size), dtype=np.float32)
