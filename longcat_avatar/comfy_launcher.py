@@ -35,6 +35,10 @@ STOP_TIMEOUT_S = 20.0  # ComfyUI stops within a second on SIGTERM; kill it when 
 # The pack never downloads; these keep transformers and huggingface_hub from trying inside a test or self-test.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 COPY_IGNORE = (".git", "tests", "__pycache__")  # what a copied pack leaves out
+# A port found free may be taken by another program before ComfyUI binds it; ComfyUI then exits with asyncio's
+# create_server error (this text on every platform), and a launcher that chose the port tries another one.
+PORT_TAKEN = "error while attempting to bind on address"
+PORT_ATTEMPTS = 3  # two programs grabbing our port in a row already needs a very busy machine
 
 
 class ComfyLaunchError(AvatarError):
@@ -84,6 +88,7 @@ class ComfyLauncher:
         base = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="longcat-comfy-"))
         self.base_dir = base.resolve()  # absolute: ComfyUI runs in its own folder
         self.python, self.host, self.port = python, host, port or free_port(host)
+        self._port_chosen_here = port is None
         self.extra_args, self.env = list(extra_args), dict(env or {})
         self.ready_timeout_s, self.stop_on_exit = ready_timeout_s, stop_on_exit
         self.log_path = Path(log_file) if log_file is not None else self.base_dir / "comfyui.log"
@@ -136,23 +141,46 @@ class ComfyLauncher:
         if not (self.comfyui_dir / "main.py").is_file():
             raise ComfyLaunchError(f"ComfyUI's main.py is not in {self.comfyui_dir}: pass the ComfyUI folder")
         self._prepare_base_dir()
+        if self.stop_on_exit:
+            atexit.register(self.stop)
+        try:
+            self._start_on_a_free_port()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_on_a_free_port(self) -> None:
+        """Start and wait until it answers; on a port taken meanwhile, again on another (when the port is ours)."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._spawn()
+            try:
+                self._wait_ready()
+                return
+            except ComfyLaunchError:
+                if not (self._port_chosen_here and attempt < PORT_ATTEMPTS and PORT_TAKEN in self.log_text()):
+                    raise
+                self._terminate()
+                self.port = free_port(self.host)
+
+    def _spawn(self) -> None:
+        """Start the ComfyUI process, its output going to the log file."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._process = subprocess.Popen(
             self.command(), cwd=self.comfyui_dir, stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
-        if self.stop_on_exit:
-            atexit.register(self.stop)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def stop(self) -> None:
         """Terminate the server (kill it if it does not stop in time); delete a temporary base directory."""
+        self._terminate()
+        atexit.unregister(self.stop)
+        if self._owns_base:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def _terminate(self) -> None:
+        """Terminate the process (kill it if it does not stop in time) and close the log."""
         if self._process is not None:
             self._process.terminate()
             try:
@@ -164,9 +192,6 @@ class ComfyLauncher:
         if self._log is not None:
             self._log.close()
             self._log = None
-        atexit.unregister(self.stop)
-        if self._owns_base:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def log_text(self) -> str:
         """The whole server log so far."""
