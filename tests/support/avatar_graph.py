@@ -1,8 +1,8 @@
 """Helpers for running the pack's graphs on a real ComfyUI server with tiny models.
 
 - `ensure_tiny_models(models_dir)`: the official `models/longcat/...` layouts with tiny models (the refvec DiTs and
-  audio encoders, a tiny VAE and umT5), plus the v1.5 int8 DiT, its DMD LoRA, the v1.0 multi-speaker folder and a
-  tiny stand-in for each repository's vocal_separator/Kim_Vocal_2.onnx.
+  audio encoders, the Whisper with 3 s windows; a tiny VAE and umT5), plus the v1.5 int8 DiT, its DMD LoRA, the v1.0
+  multi-speaker folder and a tiny stand-in for each repository's vocal_separator/Kim_Vocal_2.onnx.
 - `make_portrait`, `make_speech`: test media made here (a drawn face, espeak-ng speech).
 - `api_workflow`, `fill_workflow`: the example API workflows with the test's files and a small resolution.
 - `install_probe`, `read_probe`: a test-only ComfyUI node that dumps any node output's tensors to a file, so tests
@@ -25,13 +25,13 @@ import torch
 from safetensors.torch import load_file
 
 from pipeline.audio.types import AudioFeatures
-from pipeline.model_catalogue import VOCAL_SEPARATOR
+from pipeline.model_catalogue import VOCAL_SEPARATOR, WHISPER
 from pipeline.sampling.sampler import VideoConditioning
 from pipeline.text.encoder import TextEmbedding
 from support.comfy_server import GC_FREEZE_SOURCE
 from support.refvec import refvec_roots
 from support.tiny_mdx import build_tiny_mdx
-from support.tiny_models import build_official_layout
+from support.tiny_models import build_official_layout, shorten_whisper_window
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = REPO_ROOT / "workflows"
@@ -47,6 +47,7 @@ def ensure_tiny_models(models_dir: Path) -> Path:
         return longcat
     refvec = refvec_roots()[0]
     layout = build_official_layout(models_dir, refvec)
+    shorten_whisper_window(longcat / WHISPER.relpath)
     links = {
         layout.avatar_v15 / "base_model_int8": refvec / "int8_v1.5" / "base_model_int8",
         layout.avatar_v15 / "lora" / "dmd_lora.safetensors": refvec / "lora_v1.5" / "dmd_lora.safetensors",
