@@ -41,7 +41,7 @@ WORKFLOW = "longcat_avatar_v15_single_distilled"
 
 @pytest.fixture(scope="module")
 def server(comfy_server: ComfyServer) -> ComfyServer:
-    """The shared server with the probe node (tests/comfy/conftest.py)."""
+    """The shared server with the probe node (tests/conftest.py)."""
     return comfy_server
 
 

@@ -25,7 +25,7 @@ LIMITS = {  # small bounds, so a test reaches them with a few tiny jobs
     "LONGCAT_AVATAR_RECORD_TTL_S": "10",  # long enough for a test to read a record it waits for
 }
 
-GATE_SOURCE = '''
+_GATE_NODE = '''
 import os
 import time
 
@@ -70,6 +70,7 @@ class LongCatTestGate:
 
 NODE_CLASS_MAPPINGS = {"LongCatTestGate": LongCatTestGate}
 '''
+GATE_SOURCE = _GATE_NODE + GC_FREEZE_SOURCE  # the gate's custom node folder (__init__.py)
 
 
 class Gate:
@@ -130,7 +131,7 @@ def start_gated_server(base: Path, models_dir: Path) -> ComfyServer:
     """A server in `base` with the gate node, LIMITS and `models_dir` (linked)."""
     gate = base / "custom_nodes" / GATE_FOLDER
     gate.mkdir(parents=True, exist_ok=True)
-    (gate / "__init__.py").write_text(GATE_SOURCE + GC_FREEZE_SOURCE)
+    (gate / "__init__.py").write_text(GATE_SOURCE)
     if not (base / "models").exists():
         (base / "models").symlink_to(models_dir, target_is_directory=True)
     return restart(ComfyServer(base))

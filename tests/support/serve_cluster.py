@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import requests
 
 from support.avatar_requests import JOB_WAIT_S, POLL_S, ROUTE
-from support.comfy_server import GC_FREEZE_SOURCE
 from support.gated_server import GATE_FOLDER, GATE_SOURCE, Gate
 
 # Start-up of two ComfyUIs with their warm-ups, or a replacement after a fault: seconds on a quiet machine, minutes on
@@ -106,7 +105,7 @@ def serve_app(comfyui_dir: Path, models_dir: Path, work: Path, replicas: int, ma
 
     custom = work / "custom_nodes" / GATE_FOLDER
     custom.mkdir(parents=True, exist_ok=True)
-    (custom / "__init__.py").write_text(GATE_SOURCE + GC_FREEZE_SOURCE)
+    (custom / "__init__.py").write_text(GATE_SOURCE)
     args = {"comfyui_dir": str(comfyui_dir), "models_dir": str(models_dir), "replicas": replicas,
             "gpus_per_replica": 0, "max_jobs": max_jobs, "health_period_s": 1, "state_dir": str(work / "state"),
             "extra_custom_nodes": [str(custom)], "requeue_wait_s": START_WAIT_S}  # fmt: skip

@@ -206,7 +206,7 @@ def shorten_whisper_window(folder: Path, seconds: int = SHORT_WHISPER_WINDOW_S) 
     samples = seconds * preprocessor["sampling_rate"]
     frames = samples // preprocessor["hop_length"]
     positions = frames // 2  # the encoder's second convolution has stride 2
-    weights = {k: v.clone() for k, v in load_file(str(folder / "model.safetensors")).items()}
+    weights = load_file(str(folder / "model.safetensors"))
     for name in [k for k in weights if k.endswith("embed_positions.weight")]:
         weights[name] = weights[name][:positions].contiguous()
     config.update(max_source_positions=positions)
